@@ -1,0 +1,428 @@
+/*
+ * pagedkv.h — the C ABI of pagedkv, a paged KV cache with token-exact prefix reuse.
+ *
+ * This header is the whole public interface and its documentation; it is also the only input of
+ * jextract (see java/.../internal/ffi/README.md).
+ *
+ * Conventions (true of every function below unless it says otherwise):
+ *  - Every function returns a pagedkv_status (int32_t). PAGEDKV_OK is 0. On any other status nothing
+ *    was changed, and pagedkv_last_error() returns a message for the calling thread.
+ *  - No function crashes on bad input: null pointers, unknown or released ids, out-of-range values
+ *    and wrong sizes are reported as PAGEDKV_ERR_INVALID_ARGUMENT or PAGEDKV_ERR_NOT_FOUND.
+ *  - Only fixed-width integer types, so generated bindings do not depend on the platform.
+ *  - Structs passed in or out start with `struct_size`, set by the caller to sizeof(the struct) as
+ *    it knows it; the library reads or writes only that many bytes, so the ABI can grow at the end.
+ *  - Threads: metadata functions (sequence, batch, stats) on one cache may be called from several
+ *    threads at once; they serialize on the cache. Kernels may run concurrently on different CUDA
+ *    streams, and on the CPU from different threads on disjoint outputs.
+ *  - Ownership: handles returned through `out` parameters are owned by the caller and released
+ *    with their matching destroy function. Pointers into the cache (pages, batch arrays) stay valid
+ *    until the cache (or batch) is destroyed.
+ *
+ * Page byte layout (one page = one contiguous range of `page_bytes`):
+ *    page[layer][kv][kv_head][token_in_page][head_dim]         kv: 0 = K, 1 = V
+ * so the element (layer l, kv k, head h, token t, dim d) of page p is at element offset
+ *    p*page_stride + (l*2 + k)*slab_stride + (h*page_size + t)*head_dim + d
+ * with slab_stride = num_kv_heads*page_size*head_dim and page_stride = num_layers*2*slab_stride
+ * (both in elements of the KV dtype). A token at sequence position i lives in page
+ * block_table[i / page_size] at offset i % page_size; its slot is page*page_size + offset.
+ */
+#ifndef PAGEDKV_H
+#define PAGEDKV_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define PAGEDKV_API __declspec(dllexport)
+#else
+#define PAGEDKV_API __attribute__((visibility("default")))
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Version, statuses, errors
+ * ------------------------------------------------------------------------------------------- */
+
+#define PAGEDKV_VERSION_MAJOR 0
+#define PAGEDKV_VERSION_MINOR 1
+#define PAGEDKV_VERSION_PATCH 0
+
+/** Status codes. PAGEDKV_OK is the only success. */
+enum pagedkv_status {
+    PAGEDKV_OK = 0,
+    PAGEDKV_ERR_INVALID_ARGUMENT = 1, /* null pointer, bad size, out-of-range value, bad shape */
+    PAGEDKV_ERR_NOT_FOUND = 2,        /* unknown or released sequence id, unknown page */
+    PAGEDKV_ERR_OUT_OF_PAGES = 3,     /* not enough free or evictable pages; nothing changed */
+    PAGEDKV_ERR_OUT_OF_MEMORY = 4,    /* host or device allocation failed */
+    PAGEDKV_ERR_UNSUPPORTED = 5,      /* valid request this build or device cannot serve */
+    PAGEDKV_ERR_NO_DEVICE = 6,        /* CUDA requested but no CUDA device (or no CUDA build) */
+    PAGEDKV_ERR_CUDA = 7,             /* a CUDA runtime call failed; the message has details */
+    PAGEDKV_ERR_INTERNAL = 8          /* a bug in pagedkv; please report the message */
+};
+
+/** Library version as MAJOR*10000 + MINOR*100 + PATCH; never fails. */
+PAGEDKV_API int32_t pagedkv_version(void);
+
+/** Static, human-readable name of a status ("out of pages", ...); never null. */
+PAGEDKV_API const char* pagedkv_status_string(int32_t status);
+
+/**
+ * Message describing the last failure on the calling thread, or "" if none. The pointer stays
+ * valid until the next pagedkv call on this thread. Never null.
+ */
+PAGEDKV_API const char* pagedkv_last_error(void);
+
+/** A no-op that returns PAGEDKV_OK; used to measure the cost of one call through the ABI. */
+PAGEDKV_API int32_t pagedkv_noop(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Backends and devices
+ * ------------------------------------------------------------------------------------------- */
+
+enum pagedkv_device_type {
+    PAGEDKV_DEVICE_CPU = 0,
+    PAGEDKV_DEVICE_CUDA = 1
+};
+
+/** Bits of pagedkv_backends(). */
+enum pagedkv_backend_bits {
+    PAGEDKV_BACKEND_CPU = 1,          /* always present */
+    PAGEDKV_BACKEND_CPU_AVX2 = 2,     /* the fast CPU kernels use AVX2 + F16C on this machine */
+    PAGEDKV_BACKEND_CPU_AVX512 = 4,   /* ... and AVX-512 */
+    PAGEDKV_BACKEND_CUDA_BUILT = 8,   /* the library was built with CUDA kernels */
+    PAGEDKV_BACKEND_CUDA_DEVICE = 16  /* ... and at least one CUDA device is usable now */
+};
+
+/** Writes a mask of pagedkv_backend_bits to *out_mask. */
+PAGEDKV_API int32_t pagedkv_backends(uint32_t* out_mask);
+
+/**
+ * Number of usable CUDA devices in *out_count: 0 when the library has no CUDA support or no device
+ * (driver missing, no GPU); this is not an error. The reason for 0 is in pagedkv_last_error().
+ */
+PAGEDKV_API int32_t pagedkv_cuda_device_count(int32_t* out_count);
+
+/**
+ * Writes a NUL-terminated description of a device ("cpu: 2 threads, avx2 avx512",
+ * "cuda:0 NVIDIA H100 80GB HBM3, sm_90, 79 GiB") into buf (capacity bytes, truncated to fit).
+ */
+PAGEDKV_API int32_t pagedkv_device_describe(int32_t device_type, int32_t device_index, char* buf,
+                                            int32_t capacity);
+
+/* ---------------------------------------------------------------------------------------------
+ * Cache
+ * ------------------------------------------------------------------------------------------- */
+
+enum pagedkv_dtype {
+    PAGEDKV_DTYPE_F32 = 0,
+    PAGEDKV_DTYPE_F16 = 1,
+    PAGEDKV_DTYPE_BF16 = 2
+};
+
+/** Bits of pagedkv_cache_config.flags. */
+enum pagedkv_cache_flags {
+    PAGEDKV_CACHE_NO_REUSE = 1 /* never match prefixes (every prompt computed from scratch) */
+};
+
+typedef struct pagedkv_cache_config {
+    uint32_t struct_size;   /* sizeof(pagedkv_cache_config) */
+    int32_t num_layers;     /* >= 1 */
+    int32_t num_kv_heads;   /* >= 1 */
+    int32_t head_dim;       /* >= 1; kernels support 64, 128 (and other multiples of 8 on CPU) */
+    int32_t page_size;      /* tokens per page, 1..4096 */
+    int32_t num_pages;      /* capacity in pages; 0 = derive from byte_budget */
+    int64_t byte_budget;    /* used when num_pages == 0: floor(byte_budget / page_bytes) pages */
+    int32_t kv_dtype;       /* pagedkv_dtype */
+    int32_t device_type;    /* pagedkv_device_type */
+    int32_t device_index;   /* CUDA device ordinal; 0 for CPU */
+    int32_t vocab_size;     /* > 0: token ids must lie in [0, vocab_size); 0: any id >= 0 */
+    uint32_t flags;         /* pagedkv_cache_flags */
+} pagedkv_cache_config;
+
+/** Opaque cache: one page pool on one device, one prefix index, the sequences. */
+typedef struct pagedkv_cache pagedkv_cache;
+
+/**
+ * Creates a cache. Fails with INVALID_ARGUMENT on a bad config, NO_DEVICE when a CUDA device is
+ * asked for and absent, OUT_OF_MEMORY when the pool cannot be allocated. *out_cache is set only
+ * on success.
+ */
+PAGEDKV_API int32_t pagedkv_cache_create(const pagedkv_cache_config* config, pagedkv_cache** out_cache);
+
+/** Destroys a cache, its sequences, batches and pool. Null is accepted and ignored. */
+PAGEDKV_API int32_t pagedkv_cache_destroy(pagedkv_cache* cache);
+
+/** Physical layout of the pool (see the top of this header). */
+typedef struct pagedkv_cache_layout {
+    uint32_t struct_size;
+    int32_t num_layers;
+    int32_t num_kv_heads;
+    int32_t head_dim;
+    int32_t page_size;
+    int32_t num_pages;
+    int32_t kv_dtype;
+    int32_t element_bytes;
+    int32_t device_type;
+    int32_t device_index;
+    int64_t page_bytes;
+    int64_t slab_stride;   /* elements */
+    int64_t page_stride;   /* elements */
+    void* pool_base;       /* host pointer, or CUDA device pointer (not dereferenceable on host) */
+    int64_t pool_bytes;
+} pagedkv_cache_layout;
+
+PAGEDKV_API int32_t pagedkv_cache_get_layout(const pagedkv_cache* cache, pagedkv_cache_layout* out_layout);
+
+/** Counters; cheap to read at any time. */
+typedef struct pagedkv_cache_stats {
+    uint32_t struct_size;
+    int32_t pages_total;
+    int32_t pages_free;       /* not holding anything */
+    int32_t pages_cached;     /* indexed, held by no sequence: reusable, evictable */
+    int32_t pages_in_use;     /* held by at least one sequence */
+    int32_t index_nodes;      /* pages in the prefix index (full and partial) */
+    int32_t live_sequences;
+    int64_t prompt_tokens;    /* sum of prompt lengths at sequence creation */
+    int64_t reused_tokens;    /* prompt positions served from the cache at creation */
+    int64_t computed_tokens;  /* positions committed as newly computed */
+    int64_t evictions;        /* pages reclaimed from the index */
+    int64_t cow_copies;       /* page copies: partial-prefix copies and copy-on-write */
+    int64_t dedup_hits;       /* committed pages replaced by an identical indexed page */
+} pagedkv_cache_stats;
+
+PAGEDKV_API int32_t pagedkv_cache_get_stats(const pagedkv_cache* cache, pagedkv_cache_stats* out_stats);
+
+/**
+ * Evicts every cached page no sequence holds (the index forgets them). Returns how many pages
+ * were freed in *out_evicted (may be null).
+ */
+PAGEDKV_API int32_t pagedkv_cache_clear_unused(pagedkv_cache* cache, int32_t* out_evicted);
+
+/**
+ * Address of page `page_id` in *out_ptr (host pointer, or device pointer on CUDA).
+ * NOT_FOUND for an id outside [0, num_pages).
+ */
+PAGEDKV_API int32_t pagedkv_cache_page_address(const pagedkv_cache* cache, int32_t page_id, void** out_ptr);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sequences
+ *
+ * A sequence has tokens, a block table (page ids, one per page_size positions), a number of
+ * computed positions (KV written and committed) and an isolation key (salt). Positions
+ * [num_computed, num_tokens) are "to compute": their slots are reserved and exclusively owned.
+ * ------------------------------------------------------------------------------------------- */
+
+/**
+ * Creates a sequence for `prompt` (num_tokens >= 1 token ids) under the isolation key
+ * salt[0..salt_len) (salt may be null when salt_len == 0; prefixes are shared only under equal
+ * salts). The longest computed prefix known to the index is reused: full pages shared, a partial
+ * run copied into a fresh page; at least the last prompt token is left to compute. Pages for the
+ * rest are reserved all-or-nothing (OUT_OF_PAGES: nothing changed). On success *out_seq_id is a
+ * new id (> 0) and *out_cached_tokens (may be null) the number of reused positions.
+ */
+PAGEDKV_API int32_t pagedkv_sequence_create(pagedkv_cache* cache, const int32_t* prompt, int64_t num_tokens,
+                                            const uint8_t* salt, int32_t salt_len, int64_t* out_seq_id,
+                                            int64_t* out_cached_tokens);
+
+typedef struct pagedkv_sequence_info {
+    uint32_t struct_size;
+    int32_t num_pages;        /* block table length */
+    int64_t num_tokens;
+    int64_t num_computed;     /* positions whose KV is written and committed */
+    int64_t num_cached;       /* positions reused from the cache when the sequence was created */
+} pagedkv_sequence_info;
+
+PAGEDKV_API int32_t pagedkv_sequence_get_info(const pagedkv_cache* cache, int64_t seq_id,
+                                              pagedkv_sequence_info* out_info);
+
+/**
+ * Copies up to `capacity` page ids of the block table into out_pages; *out_count (required) gets
+ * the full length, so a call with capacity 0 asks for the size.
+ */
+PAGEDKV_API int32_t pagedkv_sequence_get_block_table(const pagedkv_cache* cache, int64_t seq_id,
+                                                     int32_t* out_pages, int32_t capacity, int32_t* out_count);
+
+/** Copies up to `capacity` token ids; *out_count gets the number of tokens. */
+PAGEDKV_API int32_t pagedkv_sequence_get_tokens(const pagedkv_cache* cache, int64_t seq_id,
+                                                int32_t* out_tokens, int64_t capacity, int64_t* out_count);
+
+/**
+ * Slots (page*page_size + offset) of the positions still to compute, [num_computed, num_tokens),
+ * in order; *out_count gets their number.
+ */
+PAGEDKV_API int32_t pagedkv_sequence_get_slot_mapping(const pagedkv_cache* cache, int64_t seq_id,
+                                                      int64_t* out_slots, int64_t capacity, int64_t* out_count);
+
+/**
+ * Declares positions [0, num_computed) computed (their KV written). num_computed must lie in
+ * [current num_computed, num_tokens]. Full pages join the prefix index (a page identical to one
+ * already indexed is replaced by it and freed); a partly computed last page becomes a donor.
+ */
+PAGEDKV_API int32_t pagedkv_sequence_commit(pagedkv_cache* cache, int64_t seq_id, int64_t num_computed);
+
+/**
+ * Appends tokens (decode steps, or a new user turn) to compute. Reserves pages all-or-nothing;
+ * a shared last page is copied first (copy-on-write).
+ */
+PAGEDKV_API int32_t pagedkv_sequence_append(pagedkv_cache* cache, int64_t seq_id, const int32_t* tokens,
+                                            int64_t num_tokens);
+
+/**
+ * Forks a sequence: the child has the same tokens, computed count and salt and shares every page
+ * (no copy); a shared page is copied when either writes into it. Pages the parent still has to
+ * compute are copied for the child at once (they cannot be shared while being written).
+ */
+PAGEDKV_API int32_t pagedkv_sequence_fork(pagedkv_cache* cache, int64_t seq_id, int64_t* out_child_id);
+
+/** Rolls back to the first new_num_tokens tokens (1 <= new_num_tokens <= num_tokens). */
+PAGEDKV_API int32_t pagedkv_sequence_truncate(pagedkv_cache* cache, int64_t seq_id, int64_t new_num_tokens);
+
+/** Releases a sequence: its pages return to the pool; indexed ones stay cached. The id dies. */
+PAGEDKV_API int32_t pagedkv_sequence_release(pagedkv_cache* cache, int64_t seq_id);
+
+/* ---------------------------------------------------------------------------------------------
+ * Batches: the arrays kernels need for a list of sequences, built once per step
+ * ------------------------------------------------------------------------------------------- */
+
+/** Opaque batch: a snapshot of the block tables of some sequences, on the cache's device. */
+typedef struct pagedkv_batch pagedkv_batch;
+
+/**
+ * Builds the kernel metadata for sequences seq_ids[0..num_seqs). For sequence i,
+ * query positions are its positions to compute [num_computed, num_tokens) (qo_len >= 0) and the KV
+ * is all of [0, num_tokens). The batch is a snapshot: later sequence changes do not alter it.
+ * Also finds the number of leading pages shared by every sequence of the batch (for cascade).
+ */
+PAGEDKV_API int32_t pagedkv_batch_create(pagedkv_cache* cache, const int64_t* seq_ids, int32_t num_seqs,
+                                         pagedkv_batch** out_batch);
+
+PAGEDKV_API int32_t pagedkv_batch_destroy(pagedkv_batch* batch);
+
+/**
+ * Arrays of a batch, FlashInfer-style (int32 unless noted). Host copies are always filled; device
+ * copies are non-null for a CUDA cache (device pointers) and equal to the host ones on the CPU.
+ */
+typedef struct pagedkv_batch_info {
+    uint32_t struct_size;
+    int32_t num_seqs;
+    int32_t num_pages;            /* kv_indptr[num_seqs] */
+    int32_t shared_prefix_pages;  /* leading full pages common to every sequence (0 if num_seqs < 2) */
+    int64_t num_qo_tokens;        /* qo_indptr[num_seqs] */
+    int64_t max_kv_len;
+    int64_t max_qo_len;
+    const int32_t* kv_indptr;         /* num_seqs + 1: pages of sequence i are kv_page_indices[kv_indptr[i]..) */
+    const int32_t* kv_page_indices;   /* num_pages */
+    const int32_t* kv_last_page_len;  /* num_seqs: tokens in the last page, 1..page_size (0 if no page) */
+    const int32_t* qo_indptr;         /* num_seqs + 1: query tokens of sequence i */
+    const int64_t* slot_mapping;      /* num_qo_tokens: slot of every query token */
+    const int32_t* kv_len;            /* num_seqs: KV positions (= num_tokens) */
+    const int32_t* d_kv_indptr;
+    const int32_t* d_kv_page_indices;
+    const int32_t* d_kv_last_page_len;
+    const int32_t* d_qo_indptr;
+    const int64_t* d_slot_mapping;
+    const int32_t* d_kv_len;
+} pagedkv_batch_info;
+
+PAGEDKV_API int32_t pagedkv_batch_get_info(const pagedkv_batch* batch, pagedkv_batch_info* out_info);
+
+/** Commits every sequence of the batch to its full length (convenience for one model step). */
+PAGEDKV_API int32_t pagedkv_batch_commit(pagedkv_cache* cache, const pagedkv_batch* batch);
+
+/* ---------------------------------------------------------------------------------------------
+ * Kernels. All tensors are dense, row-major, on the cache's device (host memory for a CPU
+ * cache, device memory for a CUDA cache). Shapes use T = batch num_qo_tokens,
+ * Hq = num_qo_heads, Hkv = num_kv_heads, D = head_dim.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct pagedkv_attention_params {
+    uint32_t struct_size;
+    int32_t num_qo_heads;     /* multiple of num_kv_heads (GQA; equal = MHA; Hkv = 1 = MQA) */
+    float sm_scale;           /* softmax scale; 0 means 1/sqrt(head_dim) */
+    int32_t q_dtype;          /* dtype of q (F32 always; F16/BF16 where supported) */
+    int32_t out_dtype;        /* dtype of out (F32 always; F16/BF16 where supported) */
+    int32_t num_threads;      /* CPU: worker threads, 0 = all cores */
+    int32_t kv_split_size;    /* split the KV length into chunks of this many tokens; 0 = auto, -1 = never */
+    void* cuda_stream;        /* CUDA: cudaStream_t to run on; null = default stream */
+} pagedkv_attention_params;
+
+/**
+ * Writes K and V of the batch's query tokens into their slots in `layer`.
+ * k, v: [T, Hkv, D] of src_dtype (F32, or the cache's KV dtype).
+ */
+PAGEDKV_API int32_t pagedkv_write_kv(pagedkv_cache* cache, const pagedkv_batch* batch, int32_t layer,
+                                     const void* k, const void* v, int32_t src_dtype,
+                                     const pagedkv_attention_params* params);
+
+/**
+ * Decode attention: every sequence of the batch has exactly one query token (qo_len == 1), which
+ * attends to all of its KV [0, kv_len). q: [num_seqs, Hq, D]; out: [num_seqs, Hq, D];
+ * lse (may be null): [num_seqs, Hq] float32, natural-log log-sum-exp of the scaled scores.
+ */
+PAGEDKV_API int32_t pagedkv_decode_attention(pagedkv_cache* cache, const pagedkv_batch* batch, int32_t layer,
+                                             const pagedkv_attention_params* params, const void* q, void* out,
+                                             float* lse);
+
+/**
+ * Prefill / extend attention: query token j of sequence i (absolute position
+ * p = kv_len - qo_len + j) attends causally to KV positions [0, p]. q, out: [T, Hq, D];
+ * lse (may be null): [T, Hq].
+ */
+PAGEDKV_API int32_t pagedkv_prefill_attention(pagedkv_cache* cache, const pagedkv_batch* batch, int32_t layer,
+                                              const pagedkv_attention_params* params, const void* q, void* out,
+                                              float* lse);
+
+/**
+ * Shared-prefix (cascade) attention: same contract and result as pagedkv_prefill_attention (and
+ * decode), but the batch's shared_prefix_pages are read once for all queries of the batch, the
+ * rest of each sequence separately, and the two softmax states are merged through the LSE.
+ */
+PAGEDKV_API int32_t pagedkv_cascade_attention(pagedkv_cache* cache, const pagedkv_batch* batch, int32_t layer,
+                                              const pagedkv_attention_params* params, const void* q, void* out,
+                                              float* lse);
+
+/**
+ * Copies whole pages src_pages[i] -> dst_pages[i] on the cache's device (all layers, K and V).
+ * The caller is responsible for not overwriting pages that others read.
+ */
+PAGEDKV_API int32_t pagedkv_copy_pages(pagedkv_cache* cache, const int32_t* src_pages, const int32_t* dst_pages,
+                                       int32_t num_pages, void* cuda_stream);
+
+/**
+ * Merges two partial attention states (value + LSE) over disjoint KV ranges into one exact state:
+ * a, b, out: [n, Hq, D] float32 on the cache's device; lse_a, lse_b, out_lse: [n, Hq].
+ */
+PAGEDKV_API int32_t pagedkv_merge_states(pagedkv_cache* cache, const float* a, const float* lse_a, const float* b,
+                                         const float* lse_b, int64_t n, int32_t num_heads, int32_t head_dim,
+                                         float* out, float* out_lse, void* cuda_stream);
+
+/* ---------------------------------------------------------------------------------------------
+ * Device memory helpers (for callers without a CUDA binding of their own, such as Java)
+ * ------------------------------------------------------------------------------------------- */
+
+enum pagedkv_copy_kind {
+    PAGEDKV_COPY_HOST_TO_DEVICE = 0,
+    PAGEDKV_COPY_DEVICE_TO_HOST = 1,
+    PAGEDKV_COPY_DEVICE_TO_DEVICE = 2
+};
+
+/** Allocates `bytes` on the cache's device (host memory for a CPU cache), 256-byte aligned. */
+PAGEDKV_API int32_t pagedkv_device_alloc(pagedkv_cache* cache, int64_t bytes, void** out_ptr);
+
+/** Frees memory from pagedkv_device_alloc. Null is accepted. */
+PAGEDKV_API int32_t pagedkv_device_free(pagedkv_cache* cache, void* ptr);
+
+/** Copies bytes between host and the cache's device; synchronous. */
+PAGEDKV_API int32_t pagedkv_memcpy(pagedkv_cache* cache, void* dst, const void* src, int64_t bytes, int32_t kind);
+
+/** Waits for all work the library queued on the cache's device. */
+PAGEDKV_API int32_t pagedkv_synchronize(pagedkv_cache* cache);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PAGEDKV_H */

@@ -1,0 +1,52 @@
+package io.pagedkv;
+
+/**
+ * A failure reported by the native library: the status it returned and its message. Subclasses
+ * name the kind of failure so callers can catch what they can handle (for example
+ * {@link OutOfPagesException} to wait, evict or preempt). Bad arguments detected on the Java side
+ * before a call throw {@link IllegalArgumentException}; closed handles throw
+ * {@link IllegalStateException}.
+ */
+public sealed class PagedKvException extends RuntimeException
+        permits PagedKvException.InvalidArgument, PagedKvException.NotFound, OutOfPagesException,
+                PagedKvException.DeviceFailure, PagedKvException.Internal {
+    private final int status;
+
+    PagedKvException(int status, String message) {
+        super(message);
+        this.status = status;
+    }
+
+    /** The native status code (see {@code pagedkv_status} in pagedkv.h). */
+    public int status() {
+        return status;
+    }
+
+    /** The native side rejected an argument (size, range, shape, dtype, vocabulary...). */
+    public static final class InvalidArgument extends PagedKvException {
+        InvalidArgument(int status, String message) {
+            super(status, message);
+        }
+    }
+
+    /** An unknown or released sequence, or an unknown page. */
+    public static final class NotFound extends PagedKvException {
+        NotFound(int status, String message) {
+            super(status, message);
+        }
+    }
+
+    /** No CUDA device, a CUDA error, out of device or host memory, or an unsupported request. */
+    public static final class DeviceFailure extends PagedKvException {
+        DeviceFailure(int status, String message) {
+            super(status, message);
+        }
+    }
+
+    /** A bug in pagedkv; the message says where. */
+    public static final class Internal extends PagedKvException {
+        Internal(int status, String message) {
+            super(status, message);
+        }
+    }
+}
