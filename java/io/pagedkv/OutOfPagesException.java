@@ -5,6 +5,8 @@ package io.pagedkv;
  * all-or-nothing), so the caller may release sequences and retry.
  */
 public final class OutOfPagesException extends PagedKvException {
+    private static final long serialVersionUID = 1L;
+
     OutOfPagesException(int status, String message) {
         super(status, message);
     }

@@ -10,6 +10,8 @@ package io.pagedkv;
 public sealed class PagedKvException extends RuntimeException
         permits PagedKvException.InvalidArgument, PagedKvException.NotFound, OutOfPagesException,
                 PagedKvException.DeviceFailure, PagedKvException.Internal {
+    private static final long serialVersionUID = 1L;
+
     private final int status;
 
     PagedKvException(int status, String message) {
@@ -24,6 +26,8 @@ public sealed class PagedKvException extends RuntimeException
 
     /** The native side rejected an argument (size, range, shape, dtype, vocabulary...). */
     public static final class InvalidArgument extends PagedKvException {
+        private static final long serialVersionUID = 1L;
+
         InvalidArgument(int status, String message) {
             super(status, message);
         }
@@ -31,6 +35,8 @@ public sealed class PagedKvException extends RuntimeException
 
     /** An unknown or released sequence, or an unknown page. */
     public static final class NotFound extends PagedKvException {
+        private static final long serialVersionUID = 1L;
+
         NotFound(int status, String message) {
             super(status, message);
         }
@@ -38,6 +44,8 @@ public sealed class PagedKvException extends RuntimeException
 
     /** No CUDA device, a CUDA error, out of device or host memory, or an unsupported request. */
     public static final class DeviceFailure extends PagedKvException {
+        private static final long serialVersionUID = 1L;
+
         DeviceFailure(int status, String message) {
             super(status, message);
         }
@@ -45,6 +53,8 @@ public sealed class PagedKvException extends RuntimeException
 
     /** A bug in pagedkv; the message says where. */
     public static final class Internal extends PagedKvException {
+        private static final long serialVersionUID = 1L;
+
         Internal(int status, String message) {
             super(status, message);
         }

@@ -1,0 +1,28 @@
+// Which instruction set the fast CPU kernels run with, chosen once at run time, and the thread
+// count they use. Every SIMD variant lives in its own *_avx2.cpp / *_avx512.cpp file (compiled
+// for that ISA, in a namespace of its own so no inline function is shared across ISAs).
+#pragma once
+
+#include <cstdint>
+
+namespace pagedkv::kernels::cpu {
+
+enum class Isa : int32_t { portable = 0, avx2 = 1, avx512 = 2 };
+
+// The widest ISA this CPU runs and this build has.
+Isa best_isa();
+
+// best_isa(), lowered by the PAGEDKV_CPU_ISA environment variable (portable|avx2|avx512) or by
+// force_isa(). Read at every kernel call, so tests and benchmarks can compare the paths.
+Isa active_isa();
+
+// Forces a narrower ISA (clamped to best_isa()); for tests and benchmarks, not thread-safe
+// against kernels running at the same time.
+void force_isa(Isa isa);
+
+const char* isa_name(Isa isa);
+
+// Worker threads for a request: 0 = all cores.
+int32_t resolve_threads(int32_t requested);
+
+}  // namespace pagedkv::kernels::cpu

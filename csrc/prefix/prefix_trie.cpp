@@ -1,0 +1,294 @@
+#include "prefix/prefix_trie.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <utility>
+
+#include "common/error.h"
+
+namespace pagedkv {
+
+namespace {
+// Min-heap on the stamp: std heap functions keep the "largest" on top, so compare reversed.
+struct LaterFirst {
+    template <class Entry>
+    bool operator()(const Entry& a, const Entry& b) const { return a.stamp > b.stamp; }
+};
+
+size_t table_size_for(int32_t num_pages) {
+    size_t size = 16;
+    while (size < size_t(num_pages) * 2) size *= 2;
+    return size;
+}
+}  // namespace
+
+PrefixTrie::PrefixTrie(int32_t num_pages, int32_t page_size, const PagePool& pool, HashFunction hash)
+    : num_pages_(num_pages),
+      page_size_(page_size),
+      pool_(pool),
+      hash_(hash),
+      nodes_(size_t(num_pages)),
+      page_tokens_(size_t(num_pages) * size_t(page_size)),
+      slots_(table_size_for(num_pages), Slot{0, kNone}),
+      slot_mask_(slots_.size() - 1) {
+    // Pushes never allocate: when the heap is full of stale entries it is rebuilt in place.
+    heap_.reserve(size_t(num_pages) * 4 + 64);
+}
+
+// ---- roots -----------------------------------------------------------------------------------
+
+int32_t PrefixTrie::find_root(std::string_view salt) const {
+    auto it = roots_.find(salt);
+    return it == roots_.end() ? kNone : it->second;
+}
+
+int32_t PrefixTrie::add_root(std::string_view salt) {
+    if (int32_t root = find_root(salt); root != kNone) return root;
+    root_first_child_.push_back(kNone);
+    int32_t root = -2 - int32_t(root_first_child_.size() - 1);
+    try {
+        roots_.emplace(std::string(salt), root);
+    } catch (...) {
+        root_first_child_.pop_back();
+        throw;
+    }
+    return root;
+}
+
+// ---- lookups ---------------------------------------------------------------------------------
+
+bool PrefixTrie::tokens_equal(int32_t page, const int32_t* tokens) const {
+    return std::memcmp(this->tokens(page), tokens, size_t(page_size_) * sizeof(int32_t)) == 0;
+}
+
+int32_t PrefixTrie::find_full(int32_t parent, const int32_t* tokens) const {
+    uint64_t hash = hash_(parent, tokens, page_size_);
+    uint32_t tag = uint32_t(hash >> 32);
+    for (size_t i = size_t(hash) & slot_mask_;; i = (i + 1) & slot_mask_) {
+        const Slot& slot = slots_[i];
+        if (slot.page < 0) return kNone;
+        if (slot.tag == tag && nodes_[size_t(slot.page)].parent == parent && tokens_equal(slot.page, tokens))
+            return slot.page;
+    }
+}
+
+PrefixTrie::PartialHit PrefixTrie::longest_partial(int32_t parent, const int32_t* tokens, int64_t limit) const {
+    PartialHit best;
+    if (limit <= 0) return best;
+    for (int32_t child = first_child(parent); child != kNone; child = nodes_[size_t(child)].next_sibling) {
+        int32_t bound = int32_t(std::min<int64_t>(nodes_[size_t(child)].valid, limit));
+        if (bound <= best.length) continue;
+        const int32_t* run = this->tokens(child);
+        int32_t common = 0;
+        while (common < bound && run[common] == tokens[common]) ++common;
+        if (common > best.length) {
+            best = {child, common};
+            if (common == limit) break;
+        }
+    }
+    // A full page's run can only reach page_size when limit allows it, and then the caller's
+    // FULL walk would have taken it; keep the result a strict partial run all the same.
+    if (best.length >= page_size_) best.length = page_size_ - 1;
+    return best;
+}
+
+PrefixTrie::PrefixMatch PrefixTrie::longest_match(int32_t root, const int32_t* tokens, int64_t num_tokens,
+                                                  std::vector<int32_t>& full_pages) const {
+    int32_t node = root;
+    int64_t position = 0;
+    // Strictly less: a full page is shared only if a prompt token follows it.
+    while (position + page_size_ < num_tokens) {
+        int32_t child = find_full(node, tokens + position);
+        if (child == kNone) break;
+        full_pages.push_back(child);
+        node = child;
+        position += page_size_;
+    }
+    return {node, longest_partial(node, tokens + position, num_tokens - 1 - position)};
+}
+
+// ---- changes ---------------------------------------------------------------------------------
+
+void PrefixTrie::link_child(int32_t parent, int32_t page) {
+    Node& node = nodes_[size_t(page)];
+    int32_t& first = first_child_ref(parent);
+    node.parent = parent;
+    node.prev_sibling = kNone;
+    node.next_sibling = first;
+    if (first != kNone) nodes_[size_t(first)].prev_sibling = page;
+    first = page;
+}
+
+void PrefixTrie::unlink_child(int32_t page) {
+    Node& node = nodes_[size_t(page)];
+    if (node.prev_sibling != kNone)
+        nodes_[size_t(node.prev_sibling)].next_sibling = node.next_sibling;
+    else
+        first_child_ref(node.parent) = node.next_sibling;
+    if (node.next_sibling != kNone) nodes_[size_t(node.next_sibling)].prev_sibling = node.prev_sibling;
+    node.prev_sibling = node.next_sibling = kNone;
+}
+
+void PrefixTrie::table_insert(int32_t page, uint64_t hash) {
+    size_t i = size_t(hash) & slot_mask_;
+    while (slots_[i].page >= 0) i = (i + 1) & slot_mask_;
+    slots_[i] = {uint32_t(hash >> 32), page};
+}
+
+// Linear probing without tombstones: after emptying a slot, later entries of the same run
+// whose home is not between the hole and themselves move back into it.
+void PrefixTrie::table_erase(int32_t page) {
+    size_t hole = size_t(nodes_[size_t(page)].hash) & slot_mask_;
+    while (slots_[hole].page != page) hole = (hole + 1) & slot_mask_;
+    slots_[hole].page = kNone;
+    for (size_t next = (hole + 1) & slot_mask_; slots_[next].page >= 0; next = (next + 1) & slot_mask_) {
+        size_t home = size_t(nodes_[size_t(slots_[next].page)].hash) & slot_mask_;
+        if (((next - home) & slot_mask_) >= ((next - hole) & slot_mask_)) {
+            slots_[hole] = slots_[next];
+            slots_[next].page = kNone;
+            hole = next;
+        }
+    }
+}
+
+void PrefixTrie::insert_full(int32_t page, int32_t parent, const int32_t* tokens) {
+    Node& node = nodes_[size_t(page)];
+    if (node.kind == NodeKind::None) {
+        link_child(parent, page);
+        ++node_count_;
+    }
+    std::memcpy(page_tokens_.data() + size_t(page) * size_t(page_size_), tokens,
+                size_t(page_size_) * sizeof(int32_t));
+    node.kind = NodeKind::Full;
+    node.valid = page_size_;
+    node.shared_run = 0;
+    node.hash = hash_(parent, tokens, page_size_);
+    table_insert(page, node.hash);
+    touch(page);
+}
+
+void PrefixTrie::set_partial(int32_t page, int32_t parent, const int32_t* tokens, int32_t valid) {
+    Node& node = nodes_[size_t(page)];
+    if (node.kind == NodeKind::None) {
+        link_child(parent, page);
+        ++node_count_;
+        node.kind = NodeKind::Partial;
+        node.shared_run = 0;
+    }
+    std::memcpy(page_tokens_.data() + size_t(page) * size_t(page_size_), tokens, size_t(valid) * sizeof(int32_t));
+    node.valid = valid;
+    touch(page);
+}
+
+void PrefixTrie::shorten_partial(int32_t page, int32_t valid) {
+    if (valid <= 0)
+        unlink(page);
+    else
+        nodes_[size_t(page)].valid = valid;
+}
+
+void PrefixTrie::unlink(int32_t page) {
+    Node& node = nodes_[size_t(page)];
+    if (node.kind == NodeKind::Full) table_erase(page);
+    int32_t parent = node.parent;
+    unlink_child(page);
+    node.kind = NodeKind::None;
+    node.valid = 0;
+    node.shared_run = 0;
+    node.parent = kNone;
+    --node_count_;
+    if (parent >= 0) offer(parent);  // it may just have become a leaf
+}
+
+// ---- eviction --------------------------------------------------------------------------------
+
+void PrefixTrie::push_candidate(int32_t page) {
+    if (heap_.size() == heap_.capacity()) {
+        rebuild_heap();  // keeps only live candidates (at most num_pages), `page` among them
+        return;
+    }
+    heap_.push_back({nodes_[size_t(page)].last_access, page});
+    std::push_heap(heap_.begin(), heap_.end(), LaterFirst{});
+}
+
+void PrefixTrie::offer(int32_t page) {
+    if (evictable(page)) push_candidate(page);
+}
+
+void PrefixTrie::rebuild_heap() {
+    heap_.clear();
+    for (int32_t page = 0; page < num_pages_; ++page)
+        if (evictable(page)) heap_.push_back({nodes_[size_t(page)].last_access, page});
+    std::make_heap(heap_.begin(), heap_.end(), LaterFirst{});
+}
+
+int32_t PrefixTrie::evict_lru() {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        while (!heap_.empty()) {
+            std::pop_heap(heap_.begin(), heap_.end(), LaterFirst{});
+            HeapEntry entry = heap_.back();
+            heap_.pop_back();
+            if (evictable(entry.page) && nodes_[size_t(entry.page)].last_access == entry.stamp) {
+                unlink(entry.page);
+                return entry.page;
+            }
+        }
+        // Every candidate is pushed when it becomes one, so this is only a safety net.
+        if (pool_.cached_count() == 0) break;
+        rebuild_heap();
+    }
+    return kNone;
+}
+
+// ---- consistency (tests) ---------------------------------------------------------------------
+
+std::string PrefixTrie::check_consistency() const {
+    int32_t indexed_count = 0, full_count = 0;
+    for (int32_t page = 0; page < num_pages_; ++page) {
+        const Node& node = nodes_[size_t(page)];
+        if (node.kind == NodeKind::None) {
+            if (node.first_child != kNone) return concat("page ", page, " is not indexed but has children");
+            continue;
+        }
+        ++indexed_count;
+        int32_t parent = node.parent;
+        if (parent >= 0 && kind(parent) != NodeKind::Full)
+            return concat("page ", page, " hangs under page ", parent, " which is not a FULL node");
+        if (parent < 0 && (!is_root(parent) || size_t(-2 - parent) >= root_first_child_.size()))
+            return concat("page ", page, " has a bad parent ", parent);
+        bool found = false;
+        for (int32_t child = first_child(parent); child != kNone; child = nodes_[size_t(child)].next_sibling)
+            if (child == page) found = true;
+        if (!found) return concat("page ", page, " is missing from its parent's child list");
+        if (node.kind == NodeKind::Full) {
+            ++full_count;
+            if (node.valid != page_size_) return concat("FULL page ", page, " has valid ", node.valid);
+            if (node.hash != hash_(parent, tokens(page), page_size_))
+                return concat("FULL page ", page, " has a stale hash");
+            if (find_full(parent, tokens(page)) != page)
+                return concat("FULL page ", page, " is not found by its own tokens");
+        } else {
+            if (node.valid < 1 || node.valid >= page_size_)
+                return concat("PARTIAL page ", page, " has valid ", node.valid);
+            if (node.first_child != kNone) return concat("PARTIAL page ", page, " has children");
+        }
+    }
+    if (indexed_count != node_count_)
+        return concat("node count ", node_count_, " but ", indexed_count, " indexed pages");
+    int32_t slot_count = 0;
+    for (const Slot& slot : slots_)
+        if (slot.page >= 0) {
+            ++slot_count;
+            if (kind(slot.page) != NodeKind::Full) return concat("hash slot holds non-FULL page ", slot.page);
+        }
+    if (slot_count != full_count) return concat(slot_count, " hash slots for ", full_count, " FULL pages");
+    std::set<std::pair<uint64_t, int32_t>> entries;
+    for (const HeapEntry& entry : heap_) entries.insert({entry.stamp, entry.page});
+    for (int32_t page = 0; page < num_pages_; ++page)
+        if (evictable(page) && !entries.count({nodes_[size_t(page)].last_access, page}))
+            return concat("evictable page ", page, " has no valid eviction candidate entry");
+    return {};
+}
+
+}  // namespace pagedkv

@@ -1,0 +1,150 @@
+// The prefix index: a trie whose nodes are pages. Each isolation key (salt) has its own root.
+//  - FULL node: all page_size tokens computed; found by hash of (parent, tokens) in a flat
+//    open-addressing table, confirmed by comparing the tokens. Shared by reference.
+//  - PARTIAL node (a donor): the first `valid` < page_size tokens computed; never shared, only
+//    copied from. Not in the hash table; found by scanning the children of its parent.
+// Children form an intrusive doubly linked sibling list, so unlinking is O(1) and a node is a
+// leaf iff it has no first child. Cached pages (indexed, held by no sequence) are evicted least
+// recently used leaf first, from a min-heap of (last_access, page) with lazy invalidation.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "pool/page_pool.h"
+#include "prefix/token_hash.h"
+
+namespace pagedkv {
+
+enum class NodeKind : uint8_t { None = 0, Full = 1, Partial = 2 };
+
+class PrefixTrie {
+public:
+    using HashFunction = uint64_t (*)(int32_t parent, const int32_t* tokens, int32_t count);
+    static constexpr int32_t kNone = -1;
+
+    // `pool` supplies the ref counts that decide evictability; `hash` is replaceable for tests.
+    PrefixTrie(int32_t num_pages, int32_t page_size, const PagePool& pool, HashFunction hash = &hash_page_tokens);
+
+    // ---- roots: node ids of roots are negative (-2 - index), page ids are >= 0 ----------------
+    int32_t find_root(std::string_view salt) const;  // kNone when the salt was never seen
+    int32_t add_root(std::string_view salt);         // the existing root or a new one
+    static bool is_root(int32_t node) { return node <= -2; }
+
+    // ---- node state -------------------------------------------------------------------------
+    NodeKind kind(int32_t page) const { return nodes_[size_t(page)].kind; }
+    bool indexed(int32_t page) const { return kind(page) != NodeKind::None; }
+    int32_t valid(int32_t page) const { return nodes_[size_t(page)].valid; }
+    int32_t parent(int32_t page) const { return nodes_[size_t(page)].parent; }
+    bool is_leaf(int32_t node) const { return first_child(node) == kNone; }
+    uint64_t last_access(int32_t page) const { return nodes_[size_t(page)].last_access; }
+    const int32_t* tokens(int32_t page) const { return page_tokens_.data() + size_t(page) * size_t(page_size_); }
+    int32_t node_count() const { return node_count_; }
+    // A partial run that a fork shared between sequences is never shortened by a truncate.
+    bool shared_run(int32_t page) const { return nodes_[size_t(page)].shared_run != 0; }
+    void mark_shared_run(int32_t page) { nodes_[size_t(page)].shared_run = 1; }
+
+    // ---- lookups (read only, no LRU or heap traffic) ----------------------------------------
+    // The FULL child of `parent` holding exactly tokens[0, page_size), or kNone.
+    int32_t find_full(int32_t parent, const int32_t* tokens) const;
+
+    struct PartialHit {
+        int32_t donor = kNone;  // the child with the longest common run, or kNone
+        int32_t length = 0;     // tokens in common (< page_size)
+    };
+    // Longest common run of tokens[0, limit) with the valid tokens of any child of `parent`.
+    PartialHit longest_partial(int32_t parent, const int32_t* tokens, int64_t limit) const;
+
+    struct PrefixMatch {
+        int32_t node;        // deepest node reached through FULL pages (the root if none)
+        PartialHit partial;  // best run below it
+    };
+    // Walks FULL pages while at least one token follows the page (appending them to full_pages),
+    // then the best partial run, never reaching the last token: the cached prefix is
+    // full_pages.size() * page_size + partial.length <= num_tokens - 1.
+    PrefixMatch longest_match(int32_t root, const int32_t* tokens, int64_t num_tokens,
+                              std::vector<int32_t>& full_pages) const;
+
+    // ---- changes ----------------------------------------------------------------------------
+    // Makes `page` a FULL node under `parent` (a PARTIAL one is converted in place); the caller
+    // checked that no identical FULL node exists.
+    void insert_full(int32_t page, int32_t parent, const int32_t* tokens);
+    // Makes `page` a PARTIAL node under `parent` holding tokens[0, valid), or updates one.
+    void set_partial(int32_t page, int32_t parent, const int32_t* tokens, int32_t valid);
+    // Shortens a PARTIAL node's run (truncate). 0 unlinks it.
+    void shorten_partial(int32_t page, int32_t valid);
+    // Removes `page` (a leaf) from the index; its parent may become evictable.
+    void unlink(int32_t page);
+    void touch(int32_t page) { nodes_[size_t(page)].last_access = ++clock_; }
+
+    // ---- eviction ---------------------------------------------------------------------------
+    bool evictable(int32_t page) const {
+        return indexed(page) && pool_.ref_count(page) == 0 && is_leaf(page);
+    }
+    // Records `page` as an eviction candidate if it is one now (never allocates).
+    void offer(int32_t page);
+    // Unlinks the least recently used evictable leaf and returns it (ref 0, not indexed), or
+    // kNone when there is none.
+    int32_t evict_lru();
+
+    // Describes the first inconsistency found in the trie's own structures, or "" (for tests).
+    std::string check_consistency() const;
+
+private:
+    struct Node {
+        uint64_t hash = 0;         // of (parent, tokens), FULL nodes only
+        uint64_t last_access = 0;  // LRU clock value
+        int32_t parent = kNone;
+        int32_t first_child = kNone;
+        int32_t next_sibling = kNone;
+        int32_t prev_sibling = kNone;
+        int32_t valid = 0;
+        NodeKind kind = NodeKind::None;
+        uint8_t shared_run = 0;
+    };
+    struct Slot {  // hash table entry; page < 0 means empty
+        uint32_t tag;
+        int32_t page;
+    };
+    struct HeapEntry {
+        uint64_t stamp;
+        int32_t page;
+    };
+    struct SaltHash {
+        using is_transparent = void;
+        size_t operator()(std::string_view salt) const { return std::hash<std::string_view>{}(salt); }
+    };
+
+    int32_t first_child(int32_t node) const {
+        return node >= 0 ? nodes_[size_t(node)].first_child : root_first_child_[size_t(-2 - node)];
+    }
+    int32_t& first_child_ref(int32_t node) {
+        return node >= 0 ? nodes_[size_t(node)].first_child : root_first_child_[size_t(-2 - node)];
+    }
+    bool tokens_equal(int32_t page, const int32_t* tokens) const;
+    void link_child(int32_t parent, int32_t page);
+    void unlink_child(int32_t page);
+    void table_insert(int32_t page, uint64_t hash);
+    void table_erase(int32_t page);
+    void push_candidate(int32_t page);
+    void rebuild_heap();
+
+    int32_t num_pages_;
+    int32_t page_size_;
+    const PagePool& pool_;
+    HashFunction hash_;
+    std::vector<Node> nodes_;
+    std::vector<int32_t> page_tokens_;  // num_pages * page_size
+    std::vector<Slot> slots_;           // power of two >= 2 * num_pages
+    size_t slot_mask_;
+    std::vector<HeapEntry> heap_;       // min-heap on stamp; capacity reserved once
+    std::unordered_map<std::string, int32_t, SaltHash, std::equal_to<>> roots_;
+    std::vector<int32_t> root_first_child_;
+    uint64_t clock_ = 0;
+    int32_t node_count_ = 0;
+};
+
+}  // namespace pagedkv

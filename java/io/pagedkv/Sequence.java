@@ -1,0 +1,228 @@
+package io.pagedkv;
+
+import static io.pagedkv.internal.ffi.PagedKvNative.*;
+
+import io.pagedkv.internal.ffi.pagedkv_sequence_info;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * One sequence of a {@link PagedKvCache}: its tokens, its block table (page ids, one per
+ * {@code pageSize} positions), how many positions are computed, and its isolation key. Positions
+ * {@code [numComputed, numTokens)} are to compute: their slots ({@link #slotMapping()}) are
+ * reserved for this sequence alone. Create one with {@link PagedKvCache#createSequence}.
+ *
+ * <p>Lifecycle: create (the cached prefix is reused) → write K/V of the positions to compute →
+ * {@link #commit(long)} → {@link #append(int...)} decode steps → {@link #fork()},
+ * {@link #truncate(long)} → {@link #close()} (pages return to the pool; indexed ones stay cached).
+ *
+ * <p>Threads: every call is one native operation, serialized by the cache, so a sequence may be
+ * touched from several threads without corrupting anything; but its state then changes between
+ * calls, so drive a sequence from one thread at a time. {@link #close()} is idempotent and
+ * thread-safe. After {@code close()}, or once the cache is closed, every other method throws
+ * {@link IllegalStateException}.
+ */
+public final class Sequence implements AutoCloseable {
+    private static final int INITIAL_CAPACITY = 256;
+
+    private final PagedKvCache cache;
+    private final long id;
+    private final long numCached;
+    private final AtomicBoolean closed = new AtomicBoolean();
+
+    Sequence(PagedKvCache cache, long id, long numCached) {
+        this.cache = cache;
+        this.id = id;
+        this.numCached = numCached;
+    }
+
+    /** The cache this sequence lives in. */
+    public PagedKvCache cache() {
+        return cache;
+    }
+
+    /** The native id (&gt; 0), unique within the cache. */
+    public long id() {
+        return id;
+    }
+
+    /** Tokens in the sequence. */
+    public long numTokens() {
+        try (Arena scratch = Arena.ofConfined()) {
+            return pagedkv_sequence_info.num_tokens(info(scratch));
+        }
+    }
+
+    /** Positions whose K/V are written and committed. */
+    public long numComputed() {
+        try (Arena scratch = Arena.ofConfined()) {
+            return pagedkv_sequence_info.num_computed(info(scratch));
+        }
+    }
+
+    /** Positions reused from the cache when the sequence was created (for a fork: its parent's). */
+    public long numCached() {
+        checkOpen();
+        return numCached;
+    }
+
+    /** Page ids, one per {@code pageSize} positions. */
+    public int[] blockTable() {
+        MemorySegment handle = handle();
+        try (Arena scratch = Arena.ofConfined()) {
+            MemorySegment count = scratch.allocate(C_INT);
+            int capacity = INITIAL_CAPACITY;
+            for (;;) {
+                MemorySegment pages = scratch.allocate(C_INT, capacity);
+                Status.check(pagedkv_sequence_get_block_table(handle, id, pages, capacity, count));
+                int n = count.get(C_INT, 0);
+                if (n <= capacity) return pages.asSlice(0, n * C_INT.byteSize()).toArray(C_INT);
+                capacity = n; // grown since the first call (another thread appended): ask again
+            }
+        }
+    }
+
+    /** The token ids. */
+    public int[] tokens() {
+        MemorySegment handle = handle();
+        try (Arena scratch = Arena.ofConfined()) {
+            MemorySegment count = scratch.allocate(C_LONG_LONG);
+            long capacity = INITIAL_CAPACITY;
+            for (;;) {
+                MemorySegment tokens = scratch.allocate(C_INT, capacity);
+                Status.check(pagedkv_sequence_get_tokens(handle, id, tokens, capacity, count));
+                long n = count.get(C_LONG_LONG, 0);
+                if (n <= capacity) return tokens.asSlice(0, n * C_INT.byteSize()).toArray(C_INT);
+                capacity = n;
+            }
+        }
+    }
+
+    /**
+     * Slots ({@code page*pageSize + offset}) of the positions to compute,
+     * {@code [numComputed, numTokens)}, in order.
+     */
+    public long[] slotMapping() {
+        MemorySegment handle = handle();
+        try (Arena scratch = Arena.ofConfined()) {
+            MemorySegment count = scratch.allocate(C_LONG_LONG);
+            long capacity = INITIAL_CAPACITY;
+            for (;;) {
+                MemorySegment slots = scratch.allocate(C_LONG_LONG, capacity);
+                Status.check(pagedkv_sequence_get_slot_mapping(handle, id, slots, capacity, count));
+                long n = count.get(C_LONG_LONG, 0);
+                if (n <= capacity) return slots.asSlice(0, n * C_LONG_LONG.byteSize()).toArray(C_LONG_LONG);
+                capacity = n;
+            }
+        }
+    }
+
+    /**
+     * Declares positions {@code [0, numComputed)} computed (their K/V written). Full pages join the
+     * prefix index; an identical indexed page replaces its duplicate.
+     *
+     * @throws PagedKvException.InvalidArgument unless {@code numComputed} lies in
+     *     {@code [numComputed(), numTokens()]}
+     */
+    public void commit(long numComputed) {
+        Status.check(pagedkv_sequence_commit(handle(), id, numComputed));
+    }
+
+    /** Commits every position: {@code commit(numTokens())}. */
+    public void commitAll() {
+        commit(numTokens());
+    }
+
+    /**
+     * Appends tokens to compute (decode steps, a new user turn). Pages are reserved all or nothing;
+     * a shared last page is copied first.
+     *
+     * @throws OutOfPagesException when the pages cannot be reserved; nothing changed
+     */
+    public void append(int... tokens) {
+        Objects.requireNonNull(tokens, "tokens");
+        MemorySegment handle = handle();
+        try (Arena scratch = Arena.ofConfined()) {
+            Status.check(pagedkv_sequence_append(handle, id, scratch.allocateFrom(C_INT, tokens), tokens.length));
+        }
+    }
+
+    /**
+     * A new sequence with the same tokens, computed count and isolation key, sharing every page;
+     * a shared page is copied when either sequence writes into it.
+     */
+    public Sequence fork() {
+        MemorySegment handle = handle();
+        try (Arena scratch = Arena.ofConfined()) {
+            MemorySegment child = scratch.allocate(C_LONG_LONG);
+            Status.check(pagedkv_sequence_fork(handle, id, child));
+            long childId = child.get(C_LONG_LONG, 0);
+            MemorySegment info = pagedkv_sequence_info.allocate(scratch);
+            pagedkv_sequence_info.struct_size(info, (int) pagedkv_sequence_info.sizeof());
+            try {
+                Status.check(pagedkv_sequence_get_info(handle, childId, info));
+            } catch (RuntimeException failure) {
+                pagedkv_sequence_release(handle, childId); // do not leak the child; the first error is the one to report
+                throw failure;
+            }
+            return new Sequence(cache, childId, pagedkv_sequence_info.num_cached(info));
+        }
+    }
+
+    /** Rolls back to the first {@code numTokens} tokens ({@code 1 <= numTokens <= numTokens()}). */
+    public void truncate(long numTokens) {
+        Status.check(pagedkv_sequence_truncate(handle(), id, numTokens));
+    }
+
+    /** Whether {@link #close()} has not run and the cache is open. */
+    public boolean isOpen() {
+        return !closed.get() && cache.isOpen();
+    }
+
+    /**
+     * Releases the sequence: its pages return to the pool, indexed ones stay cached. Idempotent;
+     * does nothing once the cache is closed (the cache released everything).
+     */
+    @Override
+    public void close() {
+        if (!closed.compareAndSet(false, true) || !cache.isOpen()) return;
+        int status;
+        try {
+            status = pagedkv_sequence_release(cache.handle(), id);
+        } catch (IllegalStateException cacheClosedMeanwhile) {
+            return; // destroying the cache released this sequence
+        }
+        Status.check(status);
+    }
+
+    @Override
+    public String toString() {
+        return "Sequence[id=" + id + (closed.get() ? ", released]" : "]");
+    }
+
+    /** The id, for building a batch, after checking the sequence is open. */
+    long idForCall() {
+        checkOpen();
+        return id;
+    }
+
+    private MemorySegment info(Arena scratch) {
+        MemorySegment handle = handle();
+        MemorySegment info = pagedkv_sequence_info.allocate(scratch);
+        pagedkv_sequence_info.struct_size(info, (int) pagedkv_sequence_info.sizeof());
+        Status.check(pagedkv_sequence_get_info(handle, id, info));
+        return info;
+    }
+
+    private MemorySegment handle() {
+        checkOpen();
+        return cache.handle();
+    }
+
+    private void checkOpen() {
+        if (closed.get()) throw new IllegalStateException("sequence " + id + " is released");
+        cache.checkOpen();
+    }
+}

@@ -1,0 +1,134 @@
+package io.pagedkv.replay;
+
+import io.pagedkv.AttentionParams;
+import io.pagedkv.Batch;
+import io.pagedkv.KvDtype;
+import io.pagedkv.PagedKvCache;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The model's attention over pagedkv: for each layer of a step it writes the new tokens' K and V
+ * into their pages ({@code writeKv}) and runs one of the cache's attention kernels over every
+ * cached position plus the new ones. On a CUDA cache q, k and v are moved to device buffers and
+ * the output back with the cache's copy helpers; on the CPU the kernels read native host buffers
+ * directly. Buffers grow with the largest step and are reused.
+ *
+ * <p>Confined to the thread that created it (the scheduler's).
+ */
+final class PagedAttention implements TinyLlama.Attention, AutoCloseable {
+    /** Which kernel a step uses. */
+    enum Kernel {
+        /** One query per sequence. */
+        DECODE,
+        /** Many queries per sequence, causal over the cached prefix and the new tokens. */
+        PREFILL,
+        /** The batch's shared prefix pages read once for all queries, merged through the LSE. */
+        CASCADE
+    }
+
+    private static final long FLOAT = Float.BYTES;
+
+    private final PagedKvCache cache;
+    private final AttentionParams params;
+    private final int qDim;
+    private final int kvDim;
+    private final boolean onDevice;
+    private final Arena arena = Arena.ofConfined();
+    private final List<MemorySegment> deviceBuffers = new ArrayList<>();
+    private int capacity; // tokens
+    private MemorySegment hostQ, hostK, hostV, hostOut;
+    private MemorySegment devQ, devK, devV, devOut;
+    private Batch batch;
+    private Kernel kernel;
+    private final long[] kernelCalls = new long[Kernel.values().length];
+
+    PagedAttention(PagedKvCache cache, ModelConfig model) {
+        this.cache = cache;
+        this.params = AttentionParams.of(model.qHeads());
+        this.qDim = model.qDim();
+        this.kvDim = model.kvDim();
+        this.onDevice = cache.layout().device().isCuda();
+    }
+
+    /** Sets the batch and kernel of the next forward pass. */
+    void bind(Batch stepBatch, Kernel stepKernel) {
+        this.batch = stepBatch;
+        this.kernel = stepKernel;
+    }
+
+    /** How many layer calls each kernel served (for reports and tests). */
+    long calls(Kernel k) {
+        return kernelCalls[k.ordinal()];
+    }
+
+    @Override
+    public void attend(int layer, int numTokens, float[] q, float[] k, float[] v, float[] out) {
+        if (batch == null) throw new IllegalStateException("no batch bound");
+        ensureCapacity(numTokens);
+        long qBytes = numTokens * qDim * FLOAT;
+        long kvBytes = numTokens * kvDim * FLOAT;
+        MemorySegment.copy(q, 0, hostQ, ValueLayout.JAVA_FLOAT, 0, numTokens * qDim);
+        MemorySegment.copy(k, 0, hostK, ValueLayout.JAVA_FLOAT, 0, numTokens * kvDim);
+        MemorySegment.copy(v, 0, hostV, ValueLayout.JAVA_FLOAT, 0, numTokens * kvDim);
+        MemorySegment qIn = hostQ, kIn = hostK, vIn = hostV, outBuf = hostOut;
+        if (onDevice) {
+            cache.copyToDevice(hostQ, devQ, qBytes);
+            cache.copyToDevice(hostK, devK, kvBytes);
+            cache.copyToDevice(hostV, devV, kvBytes);
+            qIn = devQ;
+            kIn = devK;
+            vIn = devV;
+            outBuf = devOut;
+        }
+        cache.writeKv(batch, layer, kIn, vIn, KvDtype.F32);
+        switch (kernel) {
+            case DECODE -> cache.decodeAttention(batch, layer, params, qIn, outBuf, null);
+            case PREFILL -> cache.prefillAttention(batch, layer, params, qIn, outBuf, null);
+            case CASCADE -> cache.cascadeAttention(batch, layer, params, qIn, outBuf, null);
+        }
+        kernelCalls[kernel.ordinal()]++;
+        if (onDevice) cache.copyToHost(devOut, hostOut, qBytes);
+        MemorySegment.copy(hostOut, ValueLayout.JAVA_FLOAT, 0, out, 0, numTokens * qDim);
+    }
+
+    private void ensureCapacity(int tokens) {
+        if (tokens <= capacity) return;
+        int grown = Math.max(tokens, Math.max(16, capacity * 2));
+        hostQ = arena.allocate(grown * qDim * FLOAT, 64);
+        hostK = arena.allocate(grown * kvDim * FLOAT, 64);
+        hostV = arena.allocate(grown * kvDim * FLOAT, 64);
+        hostOut = arena.allocate(grown * qDim * FLOAT, 64);
+        if (onDevice) {
+            freeDeviceBuffers();
+            devQ = deviceBuffer(grown * qDim * FLOAT);
+            devK = deviceBuffer(grown * kvDim * FLOAT);
+            devV = deviceBuffer(grown * kvDim * FLOAT);
+            devOut = deviceBuffer(grown * qDim * FLOAT);
+        }
+        capacity = grown;
+    }
+
+    private MemorySegment deviceBuffer(long bytes) {
+        MemorySegment buffer = cache.allocateDevice(bytes);
+        deviceBuffers.add(buffer);
+        return buffer;
+    }
+
+    private void freeDeviceBuffers() {
+        for (MemorySegment buffer : deviceBuffers) cache.freeDevice(buffer);
+        deviceBuffers.clear();
+    }
+
+    @Override
+    public void close() {
+        try {
+            if (cache.isOpen()) freeDeviceBuffers();
+        } finally {
+            arena.close();
+        }
+    }
+}

@@ -1,0 +1,173 @@
+package io.pagedkv.replay;
+
+import io.pagedkv.PagedKvCache;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * A workload through the model loop, with prefix reuse and without it, side by side; optionally
+ * verified against a from-scratch recomputation. This is what {@code pagedkv replay} runs.
+ *
+ * <p>Not thread-safe: one replay at a time per instance of its inputs.
+ */
+public final class Replay {
+    /** Which runs to make. */
+    public enum Mode {
+        /** Reuse on, then the same workload with reuse off, for the speed-up. */
+        COMPARE,
+        /** Only reuse on. */
+        REUSE_ONLY,
+        /** Only reuse off. */
+        NO_REUSE_ONLY
+    }
+
+    /**
+     * @param cache     how caches are built
+     * @param batch     requests served at once (continuous batching)
+     * @param sampling  how tokens are chosen
+     * @param model     the model's shape and seed
+     * @param mode      which runs to make
+     * @param verify    recompute every request without reuse and compare logits
+     * @param tolerance bound on |logit difference| for verify; NaN = the KV dtype's default
+     */
+    public record Options(CacheOptions cache, int batch, SamplingOptions sampling, ModelConfig model, Mode mode,
+                          boolean verify, double tolerance) {
+        public Options {
+            Objects.requireNonNull(cache);
+            Objects.requireNonNull(sampling);
+            Objects.requireNonNull(model);
+            Objects.requireNonNull(mode);
+            if (batch < 1) throw new IllegalArgumentException("batch must be >= 1");
+        }
+
+        public double effectiveTolerance() {
+            return Double.isNaN(tolerance) ? Verifier.defaultTolerance(cache.kvDtype()) : tolerance;
+        }
+    }
+
+    /**
+     * What a replay found.
+     *
+     * @param workload name of the workload
+     * @param requests the requests
+     * @param options  the options
+     * @param reuse    the run with reuse, or null
+     * @param noReuse  the run without reuse, or null
+     * @param verify   the verification, or null
+     */
+    public record Report(String workload, List<Request> requests, Options options, RunResult reuse, RunResult noReuse,
+                         Verifier.Result verify) {
+        /** The run reported per request: with reuse when made, else without. */
+        public RunResult primary() {
+            return reuse != null ? reuse : noReuse;
+        }
+
+        /** Whether both runs generated the same tokens for every request (null unless both ran). */
+        public Boolean outputsMatch() {
+            if (reuse == null || noReuse == null) return null;
+            for (int i = 0; i < reuse.requests().size(); i++) {
+                if (!Arrays.equals(reuse.requests().get(i).generated(), noReuse.requests().get(i).generated())) return false;
+            }
+            return true;
+        }
+    }
+
+    /** Progress of the phases of a replay. */
+    public interface Listener {
+        /** A phase ("reuse on", "reuse off", "verify") starts. */
+        void phase(String name);
+
+        /** Within the current phase. */
+        void update(int finishedRequests, int totalRequests, long tokens);
+
+        /** The current phase ended. */
+        void phaseDone();
+    }
+
+    private Replay() {}
+
+    /**
+     * Rejects requests the cache could never hold: a message naming the request's line.
+     *
+     * @throws TraceException for the first request whose prompt and generated tokens need more
+     *                        pages than the cache has
+     */
+    public static void checkCapacity(String source, List<Request> requests, CacheOptions cache) {
+        for (Request r : requests) {
+            long pages = (r.maxKvPositions() + cache.pageSize() - 1) / cache.pageSize();
+            if (pages > cache.pages()) {
+                throw new TraceException(source, r.line(), String.format(
+                        "request \"%s\" is longer than the cache can ever hold: %d prompt tokens + %d to generate need %d pages of %d tokens, the cache has %d (--pages)",
+                        r.id(), r.prompt().length, r.maxNewTokens(), pages, cache.pageSize(), cache.pages()));
+            }
+        }
+    }
+
+    /** Runs the workload as {@code options} say. */
+    public static Report run(String workload, String source, List<Request> requests, Options options, Listener listener) {
+        checkCapacity(source, requests, options.cache());
+        Sampler sampler = new Sampler(options.sampling(), options.model().vocab());
+        TinyLlama model = new TinyLlama(options.model());
+        warmUp(model, options.cache());
+        boolean verify = options.verify();
+        RunResult reuse = null;
+        RunResult noReuse = null;
+        if (options.mode() != Mode.NO_REUSE_ONLY) {
+            reuse = runOnce(model, options, sampler, requests, true, verify, "reuse on", listener);
+        }
+        if (options.mode() != Mode.REUSE_ONLY) {
+            noReuse = runOnce(model, options, sampler, requests, false, verify && reuse == null, "reuse off", listener);
+        }
+        Verifier.Result check = null;
+        if (verify) {
+            RunResult checked = reuse != null ? reuse : noReuse;
+            phase(listener, "verify");
+            try (PagedKvCache scratch = options.cache().build(options.model(), false)) {
+                check = Verifier.verify(model, scratch, checked.requests(), options.effectiveTolerance(),
+                        progressOf(listener));
+            }
+            phaseDone(listener);
+        }
+        return new Report(workload, requests, options, reuse, noReuse, check);
+    }
+
+    private static RunResult runOnce(TinyLlama model, Options options, Sampler sampler, List<Request> requests,
+                                     boolean reuse, boolean record, String name, Listener listener) {
+        phase(listener, name);
+        try (PagedKvCache cache = options.cache().build(options.model(), reuse)) {
+            return new Scheduler(model, cache, sampler, options.batch(), record, progressOf(listener)).run(requests);
+        } finally {
+            phaseDone(listener);
+        }
+    }
+
+    /**
+     * Runs a few prefill and decode steps on a throwaway cache, so the JIT has compiled the model
+     * before anything is timed and neither run of the comparison pays for it alone.
+     */
+    private static void warmUp(TinyLlama model, CacheOptions cacheOptions) {
+        int vocab = model.config().vocab();
+        SplitMix64 rng = new SplitMix64(1);
+        int[] prompt = new int[Math.min(96, Math.max(1, cacheOptions.pages() * cacheOptions.pageSize() / 2))];
+        for (int i = 0; i < prompt.length; i++) prompt[i] = (int) (rng.nextLong() >>> 1) % vocab;
+        List<Request> warm = List.of(new Request("warm-up-1", 0, prompt, 8, ""), new Request("warm-up-2", 0, prompt, 8, ""));
+        for (int round = 0; round < 2; round++) {
+            try (PagedKvCache cache = cacheOptions.build(model.config(), true)) {
+                new Scheduler(model, cache, new Sampler(SamplingOptions.GREEDY, vocab), 2, false, null).run(warm);
+            }
+        }
+    }
+
+    private static Scheduler.Progress progressOf(Listener listener) {
+        return listener == null ? null : listener::update;
+    }
+
+    private static void phase(Listener listener, String name) {
+        if (listener != null) listener.phase(name);
+    }
+
+    private static void phaseDone(Listener listener) {
+        if (listener != null) listener.phaseDone();
+    }
+}

@@ -1,0 +1,25 @@
+package io.pagedkv.replay;
+
+import java.util.List;
+
+/**
+ * What happened to one request in a run.
+ *
+ * @param request      the request
+ * @param cachedTokens prompt positions reused from the cache when its sequence was created
+ * @param generated    the tokens it generated
+ * @param ttftNanos    from admission (its sequence created) to its first token; its prefill time
+ *                     when it generates nothing
+ * @param logits       the logits each generated token was chosen from, when the run records them
+ *                     (for verification); empty otherwise
+ */
+public record RequestResult(Request request, long cachedTokens, int[] generated, long ttftNanos, List<float[]> logits) {
+    public int promptTokens() {
+        return request.prompt().length;
+    }
+
+    /** Prompt positions computed for this request. */
+    public long computedTokens() {
+        return promptTokens() - cachedTokens;
+    }
+}

@@ -1,0 +1,54 @@
+package io.pagedkv.replay;
+
+import io.pagedkv.CacheStats;
+import java.util.List;
+
+/**
+ * One run of a workload through a cache.
+ *
+ * @param requests       per request, in workload order
+ * @param stats          the cache's counters at the end
+ * @param wallNanos      the whole run
+ * @param prefillNanos   time in prefill steps (admitted requests' prompts)
+ * @param decodeNanos    time in decode steps
+ * @param decodeTokens   tokens produced by decode steps (a request's first token comes from its prefill)
+ * @param peakPagesInUse most pages held by live sequences at once
+ * @param steps          model steps (prefill and decode)
+ * @param cascadeSteps   steps that used the shared-prefix (cascade) kernel
+ * @param preemptions    requests sent back to the queue for lack of pages
+ */
+public record RunResult(List<RequestResult> requests, CacheStats stats, long wallNanos,
+                        long prefillNanos, long decodeNanos, long decodeTokens, int peakPagesInUse, long steps,
+                        long cascadeSteps, long preemptions) {
+    public long promptTokens() {
+        return requests.stream().mapToLong(RequestResult::promptTokens).sum();
+    }
+
+    public long cachedTokens() {
+        return requests.stream().mapToLong(RequestResult::cachedTokens).sum();
+    }
+
+    public long computedTokens() {
+        return promptTokens() - cachedTokens();
+    }
+
+    public long generatedTokens() {
+        return requests.stream().mapToLong(r -> r.generated().length).sum();
+    }
+
+    /** Reused over prompt positions. */
+    public double hitRate() {
+        long prompt = promptTokens();
+        return prompt == 0 ? 0 : (double) cachedTokens() / prompt;
+    }
+
+    /** Mean time to first token in milliseconds. */
+    public double meanTtftMillis() {
+        return requests.stream().mapToLong(RequestResult::ttftNanos).average().orElse(0) / 1e6;
+    }
+
+    /** Decode throughput: tokens of decode steps per second of decode steps. */
+    public double decodeTokensPerSecond() {
+        return decodeNanos == 0 ? 0 : decodeTokens / (decodeNanos / 1e9);
+    }
+}

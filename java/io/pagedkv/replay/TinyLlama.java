@@ -1,0 +1,162 @@
+package io.pagedkv.replay;
+
+/**
+ * A tiny Llama-style decoder (RMSNorm, rotary positions, grouped-query attention, SwiGLU MLP)
+ * with weights drawn from a fixed seed. Its projections run here in Java; attention is delegated
+ * to an {@link Attention} — in the replay, pagedkv's write and attention kernels over the paged
+ * cache. Weights are uniform with variance 1/fan_in, so activations keep unit scale and the
+ * attention scores and logits are spread out rather than flat or one-hot.
+ *
+ * <p>Immutable after construction; {@link #forward} is thread-safe as long as the attention
+ * callbacks are.
+ */
+public final class TinyLlama {
+    /**
+     * The attention of one layer for the T query tokens of one step. The cache interaction lives
+     * here: write K and V of the new tokens, attend over every cached position plus the new ones.
+     */
+    public interface Attention {
+        /**
+         * @param layer     the layer
+         * @param numTokens T, the query tokens of the step (in batch order)
+         * @param q         [T, qHeads, headDim], rotary applied
+         * @param k         [T, kvHeads, headDim], rotary applied
+         * @param v         [T, kvHeads, headDim]
+         * @param out       receives [T, qHeads, headDim]
+         */
+        void attend(int layer, int numTokens, float[] q, float[] k, float[] v, float[] out);
+    }
+
+    private record Layer(float[] attnNorm, float[] wq, float[] wk, float[] wv, float[] wo,
+                         float[] mlpNorm, float[] wGate, float[] wUp, float[] wDown) {}
+
+    private final ModelConfig cfg;
+    private final float[] embedding;   // [vocab, hidden]
+    private final Layer[] layers;
+    private final float[] finalNorm;   // [hidden]
+    private final float[] lmHead;      // [hidden, vocab], scaled by logitScale
+    private final double[] inverseFrequencies; // [headDim / 2]
+
+    public TinyLlama(ModelConfig cfg) {
+        this.cfg = cfg;
+        SplitMix64 rng = new SplitMix64(cfg.seed());
+        int h = cfg.hidden();
+        embedding = uniform(rng, (long) cfg.vocab() * h, 1f);
+        layers = new Layer[cfg.layers()];
+        for (int l = 0; l < layers.length; l++) {
+            layers[l] = new Layer(
+                    norm(rng, h),
+                    uniform(rng, (long) h * cfg.qDim(), fanIn(h)),
+                    uniform(rng, (long) h * cfg.kvDim(), fanIn(h)),
+                    uniform(rng, (long) h * cfg.kvDim(), fanIn(h)),
+                    uniform(rng, (long) cfg.qDim() * h, fanIn(cfg.qDim())),
+                    norm(rng, h),
+                    uniform(rng, (long) h * cfg.intermediate(), fanIn(h)),
+                    uniform(rng, (long) h * cfg.intermediate(), fanIn(h)),
+                    uniform(rng, (long) cfg.intermediate() * h, fanIn(cfg.intermediate())));
+        }
+        finalNorm = norm(rng, h);
+        lmHead = uniform(rng, (long) h * cfg.vocab(), fanIn(h) * cfg.logitScale());
+        int half = cfg.headDim() / 2;
+        inverseFrequencies = new double[half];
+        for (int i = 0; i < half; i++) inverseFrequencies[i] = Math.pow(cfg.ropeTheta(), -2.0 * i / cfg.headDim());
+    }
+
+    public ModelConfig config() {
+        return cfg;
+    }
+
+    /**
+     * Runs T tokens through the model.
+     *
+     * @param tokens    token ids of the step's query tokens, in batch order
+     * @param positions absolute position of each token in its sequence (for the rotary embedding)
+     * @param logitRows indexes into tokens whose next-token logits are wanted
+     * @param attention the attention of each layer
+     * @return logits, one row of {@code vocab} floats per entry of logitRows
+     */
+    public float[][] forward(int[] tokens, int[] positions, int[] logitRows, Attention attention) {
+        int t = tokens.length;
+        if (positions.length != t) throw new IllegalArgumentException("tokens and positions differ in length");
+        int h = cfg.hidden();
+        int qDim = cfg.qDim();
+        int kvDim = cfg.kvDim();
+        int inter = cfg.intermediate();
+        float[] x = new float[t * h];
+        for (int i = 0; i < t; i++) {
+            int id = tokens[i];
+            if (id < 0 || id >= cfg.vocab()) throw new IllegalArgumentException("token " + id + " outside the vocabulary");
+            System.arraycopy(embedding, id * h, x, i * h, h);
+        }
+        float[][] rotary = rotaryTables(positions);
+        float[] normed = new float[t * h];
+        float[] q = new float[t * qDim];
+        float[] k = new float[t * kvDim];
+        float[] v = new float[t * kvDim];
+        float[] attn = new float[t * qDim];
+        float[] gate = new float[t * inter];
+        float[] up = new float[t * inter];
+        for (int l = 0; l < layers.length; l++) {
+            Layer w = layers[l];
+            TensorOps.rmsNorm(x, t, h, w.attnNorm(), cfg.normEps(), normed);
+            TensorOps.matmul(normed, t, h, w.wq(), qDim, q, false);
+            TensorOps.matmul(normed, t, h, w.wk(), kvDim, k, false);
+            TensorOps.matmul(normed, t, h, w.wv(), kvDim, v, false);
+            TensorOps.rope(q, t, cfg.qHeads(), cfg.headDim(), rotary[0], rotary[1]);
+            TensorOps.rope(k, t, cfg.kvHeads(), cfg.headDim(), rotary[0], rotary[1]);
+            attention.attend(l, t, q, k, v, attn);
+            TensorOps.matmul(attn, t, qDim, w.wo(), h, x, true);
+            TensorOps.rmsNorm(x, t, h, w.mlpNorm(), cfg.normEps(), normed);
+            TensorOps.matmul(normed, t, h, w.wGate(), inter, gate, false);
+            TensorOps.matmul(normed, t, h, w.wUp(), inter, up, false);
+            TensorOps.swiglu(gate, up, t * inter);
+            TensorOps.matmul(gate, t, inter, w.wDown(), h, x, true);
+        }
+        int r = logitRows.length;
+        float[] last = new float[r * h];
+        for (int i = 0; i < r; i++) System.arraycopy(x, logitRows[i] * h, last, i * h, h);
+        TensorOps.rmsNorm(last, r, h, finalNorm, cfg.normEps(), last);
+        float[] flat = new float[r * cfg.vocab()];
+        TensorOps.matmul(last, r, h, lmHead, cfg.vocab(), flat, false);
+        float[][] logits = new float[r][];
+        for (int i = 0; i < r; i++) {
+            logits[i] = java.util.Arrays.copyOfRange(flat, i * cfg.vocab(), (i + 1) * cfg.vocab());
+        }
+        return logits;
+    }
+
+    /** cos and sin tables [T, headDim/2] for the given absolute positions. */
+    private float[][] rotaryTables(int[] positions) {
+        int half = inverseFrequencies.length;
+        float[] cos = new float[positions.length * half];
+        float[] sin = new float[positions.length * half];
+        for (int t = 0; t < positions.length; t++) {
+            for (int i = 0; i < half; i++) {
+                double angle = positions[t] * inverseFrequencies[i];
+                cos[t * half + i] = (float) Math.cos(angle);
+                sin[t * half + i] = (float) Math.sin(angle);
+            }
+        }
+        return new float[][] {cos, sin};
+    }
+
+    private static float fanIn(int n) {
+        return (float) (1.0 / Math.sqrt(n));
+    }
+
+    /** n values uniform in [-sqrt(3)*std, sqrt(3)*std): mean 0, standard deviation std. */
+    private static float[] uniform(SplitMix64 rng, long n, float std) {
+        if (n > Integer.MAX_VALUE) throw new IllegalArgumentException("model too large");
+        float[] a = new float[(int) n];
+        float bound = (float) (Math.sqrt(3.0) * std);
+        for (int i = 0; i < a.length; i++) a[i] = (float) ((rng.nextDouble() * 2 - 1) * bound);
+        return a;
+    }
+
+    /** Norm weights near one, so each layer's scale differs a little. */
+    private static float[] norm(SplitMix64 rng, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float) (1.0 + 0.1 * (rng.nextDouble() * 2 - 1));
+        return a;
+    }
+}

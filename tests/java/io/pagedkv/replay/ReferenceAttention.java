@@ -1,0 +1,57 @@
+package io.pagedkv.replay;
+
+import java.util.Arrays;
+
+/**
+ * Plain-Java causal GQA attention over one sequence's keys and values, kept in arrays: the oracle
+ * the paged path is compared with. Each call appends the step's K/V of its layer, then lets query
+ * token t (absolute position past + t) attend to positions [0, past + t].
+ */
+final class ReferenceAttention implements TinyLlama.Attention {
+    private final ModelConfig cfg;
+    private final float[][] keys;
+    private final float[][] values;
+    private final int[] length;
+
+    ReferenceAttention(ModelConfig cfg) {
+        this.cfg = cfg;
+        keys = new float[cfg.layers()][0];
+        values = new float[cfg.layers()][0];
+        length = new int[cfg.layers()];
+    }
+
+    @Override
+    public void attend(int layer, int numTokens, float[] q, float[] k, float[] v, float[] out) {
+        int kvDim = cfg.kvDim();
+        int d = cfg.headDim();
+        int past = length[layer];
+        keys[layer] = Arrays.copyOf(keys[layer], (past + numTokens) * kvDim);
+        values[layer] = Arrays.copyOf(values[layer], (past + numTokens) * kvDim);
+        System.arraycopy(k, 0, keys[layer], past * kvDim, numTokens * kvDim);
+        System.arraycopy(v, 0, values[layer], past * kvDim, numTokens * kvDim);
+        length[layer] = past + numTokens;
+        int group = cfg.qHeads() / cfg.kvHeads();
+        double scale = 1.0 / Math.sqrt(d);
+        for (int t = 0; t < numTokens; t++) {
+            int visible = past + t + 1;
+            for (int h = 0; h < cfg.qHeads(); h++) {
+                int kvh = h / group;
+                double[] scores = new double[visible];
+                double max = Double.NEGATIVE_INFINITY;
+                for (int p = 0; p < visible; p++) {
+                    double dot = 0;
+                    for (int i = 0; i < d; i++) dot += (double) q[(t * cfg.qHeads() + h) * d + i] * keys[layer][p * kvDim + kvh * d + i];
+                    scores[p] = dot * scale;
+                    max = Math.max(max, scores[p]);
+                }
+                double sum = 0;
+                for (int p = 0; p < visible; p++) sum += scores[p] = Math.exp(scores[p] - max);
+                for (int i = 0; i < d; i++) {
+                    double acc = 0;
+                    for (int p = 0; p < visible; p++) acc += scores[p] * values[layer][p * kvDim + kvh * d + i];
+                    out[(t * cfg.qHeads() + h) * d + i] = (float) (acc / sum);
+                }
+            }
+        }
+    }
+}
