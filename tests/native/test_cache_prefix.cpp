@@ -260,12 +260,14 @@ TEST(out_of_pages_changes_nothing) {
     auto table_before = block_table(cache, idl);
     pagedkv_cache_stats before = stats(cache);  // 0 free, 4 cached, 2 in use
 
-    // Matches a (pinning it) but needs 5 fresh pages with only 2 evictable left: refused.
-    auto too_long = concat({a, random_tokens(rng, 20)});
+    // Matches a, so a is pinned: of the 4 cached pages only b's 2 can be evicted, and 3 fresh
+    // pages are needed. Refused.
+    auto too_long = concat({a, random_tokens(rng, 12)});
     int64_t id = 0;
     CHECK_EQ(pagedkv_sequence_create(cache, too_long.data(), int64_t(too_long.size()), nullptr, 0, &id, &cached),
              PAGEDKV_ERR_OUT_OF_PAGES);
-    CHECK(last_error().find("needs 5") != std::string::npos);
+    CHECK(last_error().find("needs 3") != std::string::npos);
+    CHECK(last_error().find("only 2") != std::string::npos);
     CHECK(same_stats(before, stats(cache)));
     std::vector<int32_t> more(20, 3);  // needs 5 new pages, 4 are evictable
     CHECK_EQ(pagedkv_sequence_append(cache, idl, more.data(), 20), PAGEDKV_ERR_OUT_OF_PAGES);
@@ -343,7 +345,12 @@ TEST(fork_copies_pages_still_being_computed) {
     CHECK_EQ(first_bad_marker(cache, parent), -1);
     CHECK_EQ(first_bad_marker(cache, child), -1);
     // The same tokens computed twice: the child's full page 1 is deduplicated onto the parent's.
-    CHECK_EQ(block_table(cache, child)[1], tp[1]);
+    int32_t child_page1 = block_table(cache, child)[1];  // (CHECK_EQ keeps references)
+    CHECK_EQ(child_page1, tp[1]);
+    pagedkv_cache_stats st = stats(cache);
+    CHECK_EQ(st.dedup_hits, 1);
+    CHECK_EQ(st.pages_cached, 0);  // the child's copy left the index and went back to the free list
+    CHECK_EQ(st.pages_free, 32 - 4);
     CHECK_CONSISTENT(cache);
 
     Cache small(4, 3);

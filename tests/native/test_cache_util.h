@@ -90,7 +90,7 @@ inline pagedkv_sequence_info info(pagedkv_cache* cache, int64_t id) {
 inline std::vector<int32_t> block_table(pagedkv_cache* cache, int64_t id) {
     int32_t count = 0;
     CHECK_EQ(pagedkv_sequence_get_block_table(cache, id, nullptr, 0, &count), PAGEDKV_OK);
-    std::vector<int32_t> pages(size_t(count));
+    std::vector<int32_t> pages(static_cast<size_t>(count));
     CHECK_EQ(pagedkv_sequence_get_block_table(cache, id, pages.data(), count, &count), PAGEDKV_OK);
     return pages;
 }
@@ -98,7 +98,7 @@ inline std::vector<int32_t> block_table(pagedkv_cache* cache, int64_t id) {
 inline std::vector<int32_t> tokens_of(pagedkv_cache* cache, int64_t id) {
     int64_t count = 0;
     CHECK_EQ(pagedkv_sequence_get_tokens(cache, id, nullptr, 0, &count), PAGEDKV_OK);
-    std::vector<int32_t> tokens(size_t(count));
+    std::vector<int32_t> tokens(static_cast<size_t>(count));
     CHECK_EQ(pagedkv_sequence_get_tokens(cache, id, tokens.data(), count, &count), PAGEDKV_OK);
     return tokens;
 }

@@ -10,76 +10,110 @@
 
 namespace detail {
 
+#define PAGEDKV_INLINE inline __attribute__((always_inline))
+
 constexpr float kNegInf = -__builtin_huge_valf();
 constexpr int W = Vec::W;
 using reg = typename Vec::reg;
 
-inline int32_t min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
-inline int32_t max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
+// Blocks with at most this many rows in all read 16-bit K/V straight from the pages, converting
+// in registers (each element is used by few rows); larger ones convert each tile to f32 once.
+constexpr int32_t kDirectRows = 8;
+
+PAGEDKV_INLINE int32_t min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
+PAGEDKV_INLINE int32_t max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
 
 // ---- KV tiles -------------------------------------------------------------------------------
 
+// One K and one V row pointer per position of a tile: into the pool (any dtype) or into the f32
+// scratch a tile was converted to.
+struct TileRows {
+    const void* k[kKvTile];
+    const void* v[kKvTile];
+};
+
+// Vector d / W of a K or V row of dtype kDtype, as f32.
 template <int32_t kDtype>
-inline reg load_kv(const void* base, int64_t index) {
-    if constexpr (kDtype == PAGEDKV_DTYPE_F16) return Vec::load_f16(static_cast<const uint16_t*>(base) + index);
-    else if constexpr (kDtype == PAGEDKV_DTYPE_BF16) return Vec::load_bf16(static_cast<const uint16_t*>(base) + index);
-    else return Vec::load(static_cast<const float*>(base) + index);
+PAGEDKV_INLINE reg load_kv(const void* row, int32_t d) {
+    if constexpr (kDtype == PAGEDKV_DTYPE_F16) return Vec::load_f16(static_cast<const uint16_t*>(row) + d);
+    else if constexpr (kDtype == PAGEDKV_DTYPE_BF16) return Vec::load_bf16(static_cast<const uint16_t*>(row) + d);
+    else return Vec::load(static_cast<const float*>(row) + d);
 }
 
 template <int32_t kDtype>
-inline reg load_kv_n(const void* base, int64_t index, int n) {
-    if constexpr (kDtype == PAGEDKV_DTYPE_F16) return Vec::load_f16_n(static_cast<const uint16_t*>(base) + index, n);
-    else if constexpr (kDtype == PAGEDKV_DTYPE_BF16) return Vec::load_bf16_n(static_cast<const uint16_t*>(base) + index, n);
-    else return Vec::load_n(static_cast<const float*>(base) + index, n);
+PAGEDKV_INLINE reg load_kv_n(const void* row, int32_t d, int n) {
+    if constexpr (kDtype == PAGEDKV_DTYPE_F16) return Vec::load_f16_n(static_cast<const uint16_t*>(row) + d, n);
+    else if constexpr (kDtype == PAGEDKV_DTYPE_BF16) return Vec::load_bf16_n(static_cast<const uint16_t*>(row) + d, n);
+    else return Vec::load_n(static_cast<const float*>(row) + d, n);
 }
 
-// dst[0..count) = elements [offset, offset + count) of the pool, as f32.
-template <int32_t kDtype>
-inline void convert_run(const void* pool, int64_t offset, int64_t count, float* dst) {
-    int64_t i = 0;
-    for (; i + W <= count; i += W) Vec::store(dst + i, load_kv<kDtype>(pool, offset + i));
-    if (i < count) Vec::store_n(dst + i, load_kv_n<kDtype>(pool, offset + i, int(count - i)), int(count - i));
-}
+template <int32_t kDtype> struct ElementOf { using type = uint16_t; };
+template <> struct ElementOf<PAGEDKV_DTYPE_F32> { using type = float; };
 
-// Points k and v at the f32 K and V rows of positions [pos, pos + n) of one head: in place for an
-// f32 tile inside one page, else converted into kbuf / vbuf (n x head_dim each).
+// Points rows at positions [pos, pos + n) of the range's head in the pool, one page run at a time.
 template <int32_t kDtype>
-inline void load_tile(const PagedLayer& layer, const KvRange& range, int32_t pos, int32_t n, float* kbuf,
-                      float* vbuf, const float** k, const float** v) {
+PAGEDKV_INLINE void locate_tile(const PagedLayer& layer, const KvRange& range, int32_t pos, int32_t n, TileRows& rows) {
+    using Element = typename ElementOf<kDtype>::type;
+    const Element* pool = static_cast<const Element*>(layer.pool_base);
     const int32_t page_size = layer.page_size, head_dim = layer.head_dim;
-    const int32_t first = pos / page_size;
-    if (kDtype == PAGEDKV_DTYPE_F32 && (pos + n - 1) / page_size == first) {
-        const float* pool = static_cast<const float*>(layer.pool_base);
-        const int32_t page = range.pages[first], in_page = pos - first * page_size;
-        *k = pool + layer.offset(page, 0, range.kv_head, in_page);
-        *v = pool + layer.offset(page, 1, range.kv_head, in_page);
-        return;
-    }
     for (int32_t t = 0; t < n;) {
         const int32_t p = pos + t, page_index = p / page_size, in_page = p - page_index * page_size;
         const int32_t run = min_i32(n - t, page_size - in_page);
         const int32_t page = range.pages[page_index];
-        const int64_t count = int64_t(run) * head_dim;
-        convert_run<kDtype>(layer.pool_base, layer.offset(page, 0, range.kv_head, in_page), count, kbuf + int64_t(t) * head_dim);
-        convert_run<kDtype>(layer.pool_base, layer.offset(page, 1, range.kv_head, in_page), count, vbuf + int64_t(t) * head_dim);
-        t += run;
+        const Element* k = pool + layer.offset(page, 0, range.kv_head, in_page);
+        const Element* v = pool + layer.offset(page, 1, range.kv_head, in_page);
+        for (int32_t i = 0; i < run; ++i, ++t) {
+            rows.k[t] = k + int64_t(i) * head_dim;
+            rows.v[t] = v + int64_t(i) * head_dim;
+        }
     }
-    *k = kbuf;
-    *v = vbuf;
+}
+
+// Asks for the cache lines of a tile ahead of its use (page runs defeat the hardware prefetcher
+// at every page, and a 16-token page of one head is a single 4 KiB run).
+template <int32_t kDtype>
+PAGEDKV_INLINE void prefetch_tile(const TileRows& rows, int32_t n, int32_t head_dim) {
+    const int32_t bytes = head_dim * (kDtype == PAGEDKV_DTYPE_F32 ? 4 : 2);
+    for (int32_t t = 0; t < n; ++t)
+        for (int32_t b = 0; b < bytes; b += 64) {
+            __builtin_prefetch(static_cast<const char*>(rows.k[t]) + b, 0, 3);
+            __builtin_prefetch(static_cast<const char*>(rows.v[t]) + b, 0, 3);
+        }
+}
+
+// Converts the rows of a tile to f32 rows of kbuf / vbuf and points rows at them.
+template <int32_t kDtype>
+PAGEDKV_INLINE void convert_tile(TileRows& rows, int32_t n, int32_t head_dim, float* kbuf, float* vbuf) {
+    for (int32_t t = 0; t < n; ++t) {
+        float* k = kbuf + int64_t(t) * head_dim;
+        float* v = vbuf + int64_t(t) * head_dim;
+        int32_t d = 0;
+        for (; d + W <= head_dim; d += W) {
+            Vec::store(k + d, load_kv<kDtype>(rows.k[t], d));
+            Vec::store(v + d, load_kv<kDtype>(rows.v[t], d));
+        }
+        if (d < head_dim) {
+            Vec::store_n(k + d, load_kv_n<kDtype>(rows.k[t], d, head_dim - d), head_dim - d);
+            Vec::store_n(v + d, load_kv_n<kDtype>(rows.v[t], d, head_dim - d), head_dim - d);
+        }
+        rows.k[t] = k;
+        rows.v[t] = v;
+    }
 }
 
 // ---- S = Q K^T --------------------------------------------------------------------------------
 
-// s[r * kKvTile + c] = q_r . k_c for R rows of q and C rows of k (both with stride head_dim).
-template <int R, int C>
-inline void qk_tile(const float* q, const float* k, int32_t head_dim, float* s) {
+// s[r * kKvTile + c] = q_r . k_c for R rows of q (stride head_dim) and the K rows k[0..C).
+template <int R, int C, int32_t kDtype>
+PAGEDKV_INLINE void qk_tile(const float* q, const void* const* k, int32_t head_dim, float* s) {
     constexpr int N = R * C;
-    reg acc[N > 8 ? N : 8];
-    for (int i = 0; i < (N > 8 ? N : 8); ++i) acc[i] = Vec::zero();
+    constexpr int kAcc = N > 8 ? N : 8;
+    reg acc[kAcc];
+    for (int i = 0; i < kAcc; ++i) acc[i] = Vec::zero();
     const int32_t full = head_dim / W * W;
     for (int32_t d = 0; d < full; d += W) {
         reg kv[C];
-        for (int c = 0; c < C; ++c) kv[c] = Vec::load(k + c * head_dim + d);
+        for (int c = 0; c < C; ++c) kv[c] = load_kv<kDtype>(k[c], d);
         for (int r = 0; r < R; ++r) {
             const reg qv = Vec::load(q + r * head_dim + d);
             for (int c = 0; c < C; ++c) acc[r * C + c] = Vec::fma(qv, kv[c], acc[r * C + c]);
@@ -88,7 +122,7 @@ inline void qk_tile(const float* q, const float* k, int32_t head_dim, float* s) 
     if (full < head_dim) {
         const int tail = head_dim - full;
         for (int c = 0; c < C; ++c) {
-            const reg kv = Vec::load_n(k + c * head_dim + full, tail);
+            const reg kv = load_kv_n<kDtype>(k[c], full, tail);
             for (int r = 0; r < R; ++r)
                 acc[r * C + c] = Vec::fma(Vec::load_n(q + r * head_dim + full, tail), kv, acc[r * C + c]);
         }
@@ -104,23 +138,24 @@ inline void qk_tile(const float* q, const float* k, int32_t head_dim, float* s) 
     }
 }
 
-template <int R>
-inline void qk_rows(const float* q, const float* k, int32_t head_dim, int32_t n, float* s) {
+template <int R, int32_t kDtype>
+inline void qk_rows(const float* q, const void* const* k, int32_t head_dim, int32_t n, float* s) {
     constexpr int C = Vec::template qk_cols<R>();
     int32_t t = 0;
-    for (; t + C <= n; t += C) qk_tile<R, C>(q, k + int64_t(t) * head_dim, head_dim, s + t);
-    for (; t < n; ++t) qk_tile<R, 1>(q, k + int64_t(t) * head_dim, head_dim, s + t);
+    for (; t + C <= n; t += C) qk_tile<R, C, kDtype>(q, k + t, head_dim, s + t);
+    for (; t < n; ++t) qk_tile<R, 1, kDtype>(q, k + t, head_dim, s + t);
 }
 
-inline void qk(const float* q, int32_t rows, const float* k, int32_t head_dim, int32_t n, float* s) {
+template <int32_t kDtype>
+inline void qk(const float* q, int32_t rows, const void* const* k, int32_t head_dim, int32_t n, float* s) {
     int32_t r = 0;
-    for (; r + 4 <= rows; r += 4) qk_rows<4>(q + int64_t(r) * head_dim, k, head_dim, n, s + r * kKvTile);
+    for (; r + 4 <= rows; r += 4) qk_rows<4, kDtype>(q + int64_t(r) * head_dim, k, head_dim, n, s + r * kKvTile);
     const float* qr = q + int64_t(r) * head_dim;
     float* sr = s + r * kKvTile;
     switch (rows - r) {
-        case 3: qk_rows<3>(qr, k, head_dim, n, sr); break;
-        case 2: qk_rows<2>(qr, k, head_dim, n, sr); break;
-        case 1: qk_rows<1>(qr, k, head_dim, n, sr); break;
+        case 3: qk_rows<3, kDtype>(qr, k, head_dim, n, sr); break;
+        case 2: qk_rows<2, kDtype>(qr, k, head_dim, n, sr); break;
+        case 1: qk_rows<1, kDtype>(qr, k, head_dim, n, sr); break;
         default: break;
     }
 }
@@ -166,20 +201,21 @@ inline void softmax_update(const QueryRows& block, int32_t pos, int32_t n, int32
 
 // ---- acc += P V -------------------------------------------------------------------------------
 
-// R rows x C vectors of acc (the last only `tail` lanes wide when kTail) += sum over n tokens.
-template <int R, int C, bool kTail>
-inline void pv_tile(const float* p, const float* v, int32_t head_dim, int32_t n, float* acc, int tail) {
+// Columns [d0, d0 + C * W) of R rows of acc (the last vector only `tail` lanes when kTail)
+// += sum over the n V rows v[t] of p[r][t] * v[t].
+template <int R, int C, bool kTail, int32_t kDtype>
+PAGEDKV_INLINE void pv_tile(const float* p, const void* const* v, int32_t d0, int32_t head_dim, int32_t n, float* acc,
+                            int tail) {
     reg a[R * C];
     for (int r = 0; r < R; ++r)
         for (int c = 0; c < C; ++c) {
-            const float* src = acc + int64_t(r) * head_dim + c * W;
+            const float* src = acc + int64_t(r) * head_dim + d0 + c * W;
             a[r * C + c] = (kTail && c == C - 1) ? Vec::load_n(src, tail) : Vec::load(src);
         }
     for (int32_t t = 0; t < n; ++t) {
         reg vv[C];
         for (int c = 0; c < C; ++c)
-            vv[c] = (kTail && c == C - 1) ? Vec::load_n(v + int64_t(t) * head_dim + c * W, tail)
-                                          : Vec::load(v + int64_t(t) * head_dim + c * W);
+            vv[c] = (kTail && c == C - 1) ? load_kv_n<kDtype>(v[t], d0 + c * W, tail) : load_kv<kDtype>(v[t], d0 + c * W);
         for (int r = 0; r < R; ++r) {
             const reg pr = Vec::set1(p[r * kKvTile + t]);
             for (int c = 0; c < C; ++c) a[r * C + c] = Vec::fma(pr, vv[c], a[r * C + c]);
@@ -187,36 +223,51 @@ inline void pv_tile(const float* p, const float* v, int32_t head_dim, int32_t n,
     }
     for (int r = 0; r < R; ++r)
         for (int c = 0; c < C; ++c) {
-            float* dst = acc + int64_t(r) * head_dim + c * W;
+            float* dst = acc + int64_t(r) * head_dim + d0 + c * W;
             if (kTail && c == C - 1) Vec::store_n(dst, a[r * C + c], tail);
             else Vec::store(dst, a[r * C + c]);
         }
 }
 
-template <int R>
-inline void pv_rows(const float* p, const float* v, int32_t head_dim, int32_t n, float* acc) {
+template <int R, int32_t kDtype>
+inline void pv_rows(const float* p, const void* const* v, int32_t head_dim, int32_t n, float* acc) {
     constexpr int C = Vec::template pv_cols<R>();
     const int32_t vectors = head_dim / W, tail = head_dim % W;
     int32_t c = 0;
-    for (; c + C <= vectors; c += C) pv_tile<R, C, false>(p, v + c * W, head_dim, n, acc + c * W, 0);
-    for (; c < vectors; ++c) pv_tile<R, 1, false>(p, v + c * W, head_dim, n, acc + c * W, 0);
-    if (tail) pv_tile<R, 1, true>(p, v + c * W, head_dim, n, acc + c * W, tail);
+    for (; c + C <= vectors; c += C) pv_tile<R, C, false, kDtype>(p, v, c * W, head_dim, n, acc, 0);
+    for (; c < vectors; ++c) pv_tile<R, 1, false, kDtype>(p, v, c * W, head_dim, n, acc, 0);
+    if (tail) pv_tile<R, 1, true, kDtype>(p, v, c * W, head_dim, n, acc, tail);
 }
 
-inline void pv(const float* p, int32_t rows, const float* v, int32_t head_dim, int32_t n, float* acc) {
+template <int32_t kDtype>
+inline void pv(const float* p, int32_t rows, const void* const* v, int32_t head_dim, int32_t n, float* acc) {
     int32_t r = 0;
-    for (; r + 4 <= rows; r += 4) pv_rows<4>(p + r * kKvTile, v, head_dim, n, acc + int64_t(r) * head_dim);
+    for (; r + 4 <= rows; r += 4) pv_rows<4, kDtype>(p + r * kKvTile, v, head_dim, n, acc + int64_t(r) * head_dim);
     const float* pr = p + r * kKvTile;
     float* ar = acc + int64_t(r) * head_dim;
     switch (rows - r) {
-        case 3: pv_rows<3>(pr, v, head_dim, n, ar); break;
-        case 2: pv_rows<2>(pr, v, head_dim, n, ar); break;
-        case 1: pv_rows<1>(pr, v, head_dim, n, ar); break;
+        case 3: pv_rows<3, kDtype>(pr, v, head_dim, n, ar); break;
+        case 2: pv_rows<2, kDtype>(pr, v, head_dim, n, ar); break;
+        case 1: pv_rows<1, kDtype>(pr, v, head_dim, n, ar); break;
         default: break;
     }
 }
 
 // ---- the tile loop ----------------------------------------------------------------------------
+
+// One tile against every block; the K/V rows are of dtype kRowDtype (the pool's, or f32 scratch).
+template <int32_t kRowDtype>
+inline void attend_tile(const TileRows& rows, int32_t pos, int32_t n, QueryRows* blocks, int32_t num_blocks,
+                        int32_t head_dim, float* s) {
+    for (int32_t b = 0; b < num_blocks; ++b) {
+        const QueryRows& block = blocks[b];
+        const int32_t used = min_i32(n, block.max_last_pos - pos + 1);  // causal: a prefix of the tile
+        if (used <= 0) continue;
+        qk<kRowDtype>(block.q, block.rows, rows.k, head_dim, used, s);
+        softmax_update(block, pos, used, head_dim, s);
+        pv<kRowDtype>(s, block.rows, rows.v, head_dim, used, block.acc);
+    }
+}
 
 template <int32_t kDtype>
 void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* blocks, int32_t num_blocks,
@@ -225,22 +276,32 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
     float* kbuf = scratch;
     float* vbuf = kbuf + int64_t(kKvTile) * head_dim;
     float* s = vbuf + int64_t(kKvTile) * head_dim;
-    int32_t end = range.begin;
-    for (int32_t b = 0; b < num_blocks; ++b) end = max_i32(end, blocks[b].max_last_pos + 1);
+    int32_t end = range.begin, total_rows = 0;
+    for (int32_t b = 0; b < num_blocks; ++b) {
+        end = max_i32(end, blocks[b].max_last_pos + 1);
+        total_rows += blocks[b].rows;
+    }
     end = min_i32(end, range.end);
+    const bool convert = kDtype != PAGEDKV_DTYPE_F32 && total_rows > kDirectRows;
+    TileRows tiles[2];
+    int32_t current = 0;
+    auto tile_end_of = [&](int32_t pos) { return min_i32(end, (pos / kKvTile + 1) * kKvTile); };
+    if (range.begin < end) locate_tile<kDtype>(layer, range, range.begin, tile_end_of(range.begin) - range.begin, tiles[0]);
     for (int32_t pos = range.begin; pos < end;) {
-        const int32_t tile_end = min_i32(end, (pos / kKvTile + 1) * kKvTile);
-        const int32_t n = tile_end - pos;
-        const float *k, *v;
-        load_tile<kDtype>(layer, range, pos, n, kbuf, vbuf, &k, &v);
-        for (int32_t b = 0; b < num_blocks; ++b) {
-            const QueryRows& block = blocks[b];
-            const int32_t used = min_i32(n, block.max_last_pos - pos + 1);  // causal: a prefix of the tile
-            if (used <= 0) continue;
-            qk(block.q, block.rows, k, head_dim, used, s);
-            softmax_update(block, pos, used, head_dim, s);
-            pv(s, block.rows, v, head_dim, used, block.acc);
+        const int32_t tile_end = tile_end_of(pos), n = tile_end - pos;
+        TileRows& rows = tiles[current];
+        if (tile_end < end) {  // the next tile's rows, fetched while this one is computed
+            TileRows& next = tiles[current ^ 1];
+            locate_tile<kDtype>(layer, range, tile_end, tile_end_of(tile_end) - tile_end, next);
+            prefetch_tile<kDtype>(next, tile_end_of(tile_end) - tile_end, head_dim);
         }
+        if (convert) {
+            convert_tile<kDtype>(rows, n, head_dim, kbuf, vbuf);
+            attend_tile<PAGEDKV_DTYPE_F32>(rows, pos, n, blocks, num_blocks, head_dim, s);
+        } else {
+            attend_tile<kDtype>(rows, pos, n, blocks, num_blocks, head_dim, s);
+        }
+        current ^= 1;
         pos = tile_end;
     }
 }

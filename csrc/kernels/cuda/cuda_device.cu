@@ -92,6 +92,9 @@ void cuda_memcpy(int32_t device_index, void* dst, const void* src, int64_t bytes
     if (bytes == 0) return;
     select_device(device_index);
     PAGEDKV_CUDA_CHECK(cudaMemcpy(dst, src, size_t(bytes), kind));
+    // cudaMemcpy may return before a pageable host-to-device or a device-to-device copy has landed;
+    // the API promises a finished copy, visible to kernels on any stream.
+    if (kind != cudaMemcpyDeviceToHost) PAGEDKV_CUDA_CHECK(cudaStreamSynchronize(nullptr));
 }
 
 void cuda_memset(int32_t device_index, void* dst, int32_t value, int64_t bytes) {

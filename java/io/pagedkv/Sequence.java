@@ -25,12 +25,17 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@link IllegalStateException}.
  */
 public final class Sequence implements AutoCloseable {
-    private static final int INITIAL_CAPACITY = 256;
+    private static final int INITIAL_CAPACITY = 64;
 
     private final PagedKvCache cache;
     private final long id;
     private final long numCached;
     private final AtomicBoolean closed = new AtomicBoolean();
+    // Last sizes seen, so that the array getters need one downcall, not a size query and a fetch.
+    // Races between threads only cost a retry.
+    private int pagesHint = INITIAL_CAPACITY;
+    private long tokensHint = INITIAL_CAPACITY;
+    private long slotsHint = INITIAL_CAPACITY;
 
     Sequence(PagedKvCache cache, long id, long numCached) {
         this.cache = cache;
@@ -73,13 +78,14 @@ public final class Sequence implements AutoCloseable {
         MemorySegment handle = handle();
         try (Arena scratch = Arena.ofConfined()) {
             MemorySegment count = scratch.allocate(C_INT);
-            int capacity = INITIAL_CAPACITY;
+            int capacity = pagesHint;
             for (;;) {
                 MemorySegment pages = scratch.allocate(C_INT, capacity);
                 Status.check(pagedkv_sequence_get_block_table(handle, id, pages, capacity, count));
                 int n = count.get(C_INT, 0);
+                pagesHint = Math.max(n, 1);
                 if (n <= capacity) return pages.asSlice(0, n * C_INT.byteSize()).toArray(C_INT);
-                capacity = n; // grown since the first call (another thread appended): ask again
+                capacity = n; // longer than the hint: ask again with room for all
             }
         }
     }
@@ -89,11 +95,12 @@ public final class Sequence implements AutoCloseable {
         MemorySegment handle = handle();
         try (Arena scratch = Arena.ofConfined()) {
             MemorySegment count = scratch.allocate(C_LONG_LONG);
-            long capacity = INITIAL_CAPACITY;
+            long capacity = tokensHint;
             for (;;) {
                 MemorySegment tokens = scratch.allocate(C_INT, capacity);
                 Status.check(pagedkv_sequence_get_tokens(handle, id, tokens, capacity, count));
                 long n = count.get(C_LONG_LONG, 0);
+                tokensHint = Math.max(n, 1);
                 if (n <= capacity) return tokens.asSlice(0, n * C_INT.byteSize()).toArray(C_INT);
                 capacity = n;
             }
@@ -108,11 +115,12 @@ public final class Sequence implements AutoCloseable {
         MemorySegment handle = handle();
         try (Arena scratch = Arena.ofConfined()) {
             MemorySegment count = scratch.allocate(C_LONG_LONG);
-            long capacity = INITIAL_CAPACITY;
+            long capacity = slotsHint;
             for (;;) {
                 MemorySegment slots = scratch.allocate(C_LONG_LONG, capacity);
                 Status.check(pagedkv_sequence_get_slot_mapping(handle, id, slots, capacity, count));
                 long n = count.get(C_LONG_LONG, 0);
+                slotsHint = Math.max(n, 1);
                 if (n <= capacity) return slots.asSlice(0, n * C_LONG_LONG.byteSize()).toArray(C_LONG_LONG);
                 capacity = n;
             }

@@ -66,14 +66,16 @@ final class PagedAttention implements TinyLlama.Attention, AutoCloseable {
     }
 
     @Override
-    public void attend(int layer, int numTokens, float[] q, float[] k, float[] v, float[] out) {
+    public void attend(int layer, int numTokens, float[][] q, float[][] k, float[][] v, float[][] out) {
         if (batch == null) throw new IllegalStateException("no batch bound");
         ensureCapacity(numTokens);
         long qBytes = numTokens * qDim * FLOAT;
         long kvBytes = numTokens * kvDim * FLOAT;
-        MemorySegment.copy(q, 0, hostQ, ValueLayout.JAVA_FLOAT, 0, numTokens * qDim);
-        MemorySegment.copy(k, 0, hostK, ValueLayout.JAVA_FLOAT, 0, numTokens * kvDim);
-        MemorySegment.copy(v, 0, hostV, ValueLayout.JAVA_FLOAT, 0, numTokens * kvDim);
+        for (int t = 0; t < numTokens; t++) {
+            MemorySegment.copy(q[t], 0, hostQ, ValueLayout.JAVA_FLOAT, t * qDim * FLOAT, qDim);
+            MemorySegment.copy(k[t], 0, hostK, ValueLayout.JAVA_FLOAT, t * kvDim * FLOAT, kvDim);
+            MemorySegment.copy(v[t], 0, hostV, ValueLayout.JAVA_FLOAT, t * kvDim * FLOAT, kvDim);
+        }
         MemorySegment qIn = hostQ, kIn = hostK, vIn = hostV, outBuf = hostOut;
         if (onDevice) {
             cache.copyToDevice(hostQ, devQ, qBytes);
@@ -92,7 +94,9 @@ final class PagedAttention implements TinyLlama.Attention, AutoCloseable {
         }
         kernelCalls[kernel.ordinal()]++;
         if (onDevice) cache.copyToHost(devOut, hostOut, qBytes);
-        MemorySegment.copy(hostOut, ValueLayout.JAVA_FLOAT, 0, out, 0, numTokens * qDim);
+        for (int t = 0; t < numTokens; t++) {
+            MemorySegment.copy(hostOut, ValueLayout.JAVA_FLOAT, t * qDim * FLOAT, out[t], 0, qDim);
+        }
     }
 
     private void ensureCapacity(int tokens) {

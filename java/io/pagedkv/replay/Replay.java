@@ -150,7 +150,7 @@ public final class Replay {
         int vocab = model.config().vocab();
         SplitMix64 rng = new SplitMix64(1);
         int[] prompt = new int[Math.min(96, Math.max(1, cacheOptions.pages() * cacheOptions.pageSize() / 2))];
-        for (int i = 0; i < prompt.length; i++) prompt[i] = (int) (rng.nextLong() >>> 1) % vocab;
+        for (int i = 0; i < prompt.length; i++) prompt[i] = (int) ((rng.nextLong() >>> 1) % vocab);
         List<Request> warm = List.of(new Request("warm-up-1", 0, prompt, 8, ""), new Request("warm-up-2", 0, prompt, 8, ""));
         for (int round = 0; round < 2; round++) {
             try (PagedKvCache cache = cacheOptions.build(model.config(), true)) {

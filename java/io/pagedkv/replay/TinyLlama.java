@@ -19,44 +19,44 @@ public final class TinyLlama {
         /**
          * @param layer     the layer
          * @param numTokens T, the query tokens of the step (in batch order)
-         * @param q         [T, qHeads, headDim], rotary applied
-         * @param k         [T, kvHeads, headDim], rotary applied
-         * @param v         [T, kvHeads, headDim]
-         * @param out       receives [T, qHeads, headDim]
+         * @param q         T rows of [qHeads * headDim], rotary applied
+         * @param k         T rows of [kvHeads * headDim], rotary applied
+         * @param v         T rows of [kvHeads * headDim]
+         * @param out       receives T rows of [qHeads * headDim]
          */
-        void attend(int layer, int numTokens, float[] q, float[] k, float[] v, float[] out);
+        void attend(int layer, int numTokens, float[][] q, float[][] k, float[][] v, float[][] out);
     }
 
-    private record Layer(float[] attnNorm, float[] wq, float[] wk, float[] wv, float[] wo,
-                         float[] mlpNorm, float[] wGate, float[] wUp, float[] wDown) {}
+    private record Layer(float[] attnNorm, float[][] wq, float[][] wk, float[][] wv, float[][] wo,
+                         float[] mlpNorm, float[][] wGate, float[][] wUp, float[][] wDown) {}
 
     private final ModelConfig cfg;
-    private final float[] embedding;   // [vocab, hidden]
+    private final float[][] embedding; // [vocab][hidden]
     private final Layer[] layers;
     private final float[] finalNorm;   // [hidden]
-    private final float[] lmHead;      // [hidden, vocab], scaled by logitScale
+    private final float[][] lmHead;    // [hidden][vocab], scaled by logitScale
     private final double[] inverseFrequencies; // [headDim / 2]
 
     public TinyLlama(ModelConfig cfg) {
         this.cfg = cfg;
         SplitMix64 rng = new SplitMix64(cfg.seed());
         int h = cfg.hidden();
-        embedding = uniform(rng, (long) cfg.vocab() * h, 1f);
+        embedding = uniform(rng, cfg.vocab(), h, 1f);
         layers = new Layer[cfg.layers()];
         for (int l = 0; l < layers.length; l++) {
             layers[l] = new Layer(
                     norm(rng, h),
-                    uniform(rng, (long) h * cfg.qDim(), fanIn(h)),
-                    uniform(rng, (long) h * cfg.kvDim(), fanIn(h)),
-                    uniform(rng, (long) h * cfg.kvDim(), fanIn(h)),
-                    uniform(rng, (long) cfg.qDim() * h, fanIn(cfg.qDim())),
+                    uniform(rng, h, cfg.qDim(), fanIn(h)),
+                    uniform(rng, h, cfg.kvDim(), fanIn(h)),
+                    uniform(rng, h, cfg.kvDim(), fanIn(h)),
+                    uniform(rng, cfg.qDim(), h, fanIn(cfg.qDim())),
                     norm(rng, h),
-                    uniform(rng, (long) h * cfg.intermediate(), fanIn(h)),
-                    uniform(rng, (long) h * cfg.intermediate(), fanIn(h)),
-                    uniform(rng, (long) cfg.intermediate() * h, fanIn(cfg.intermediate())));
+                    uniform(rng, h, cfg.intermediate(), fanIn(h)),
+                    uniform(rng, h, cfg.intermediate(), fanIn(h)),
+                    uniform(rng, cfg.intermediate(), h, fanIn(cfg.intermediate())));
         }
         finalNorm = norm(rng, h);
-        lmHead = uniform(rng, (long) h * cfg.vocab(), fanIn(h) * cfg.logitScale());
+        lmHead = uniform(rng, h, cfg.vocab(), fanIn(h) * cfg.logitScale());
         int half = cfg.headDim() / 2;
         inverseFrequencies = new double[half];
         for (int i = 0; i < half; i++) inverseFrequencies[i] = Math.pow(cfg.ropeTheta(), -2.0 * i / cfg.headDim());
@@ -78,78 +78,71 @@ public final class TinyLlama {
     public float[][] forward(int[] tokens, int[] positions, int[] logitRows, Attention attention) {
         int t = tokens.length;
         if (positions.length != t) throw new IllegalArgumentException("tokens and positions differ in length");
-        int h = cfg.hidden();
-        int qDim = cfg.qDim();
-        int kvDim = cfg.kvDim();
-        int inter = cfg.intermediate();
-        float[] x = new float[t * h];
+        float[][] x = new float[t][];
         for (int i = 0; i < t; i++) {
             int id = tokens[i];
             if (id < 0 || id >= cfg.vocab()) throw new IllegalArgumentException("token " + id + " outside the vocabulary");
-            System.arraycopy(embedding, id * h, x, i * h, h);
+            x[i] = embedding[id].clone();
         }
-        float[][] rotary = rotaryTables(positions);
-        float[] normed = new float[t * h];
-        float[] q = new float[t * qDim];
-        float[] k = new float[t * kvDim];
-        float[] v = new float[t * kvDim];
-        float[] attn = new float[t * qDim];
-        float[] gate = new float[t * inter];
-        float[] up = new float[t * inter];
+        float[][][] rotary = rotaryTables(positions);
+        float[][] normed = TensorOps.matrix(t, cfg.hidden());
+        float[][] q = TensorOps.matrix(t, cfg.qDim());
+        float[][] k = TensorOps.matrix(t, cfg.kvDim());
+        float[][] v = TensorOps.matrix(t, cfg.kvDim());
+        float[][] attn = TensorOps.matrix(t, cfg.qDim());
+        float[][] gate = TensorOps.matrix(t, cfg.intermediate());
+        float[][] up = TensorOps.matrix(t, cfg.intermediate());
         for (int l = 0; l < layers.length; l++) {
             Layer w = layers[l];
-            TensorOps.rmsNorm(x, t, h, w.attnNorm(), cfg.normEps(), normed);
-            TensorOps.matmul(normed, t, h, w.wq(), qDim, q, false);
-            TensorOps.matmul(normed, t, h, w.wk(), kvDim, k, false);
-            TensorOps.matmul(normed, t, h, w.wv(), kvDim, v, false);
+            TensorOps.rmsNorm(x, t, w.attnNorm(), cfg.normEps(), normed);
+            TensorOps.matmul(normed, t, w.wq(), q, false);
+            TensorOps.matmul(normed, t, w.wk(), k, false);
+            TensorOps.matmul(normed, t, w.wv(), v, false);
             TensorOps.rope(q, t, cfg.qHeads(), cfg.headDim(), rotary[0], rotary[1]);
             TensorOps.rope(k, t, cfg.kvHeads(), cfg.headDim(), rotary[0], rotary[1]);
             attention.attend(l, t, q, k, v, attn);
-            TensorOps.matmul(attn, t, qDim, w.wo(), h, x, true);
-            TensorOps.rmsNorm(x, t, h, w.mlpNorm(), cfg.normEps(), normed);
-            TensorOps.matmul(normed, t, h, w.wGate(), inter, gate, false);
-            TensorOps.matmul(normed, t, h, w.wUp(), inter, up, false);
-            TensorOps.swiglu(gate, up, t * inter);
-            TensorOps.matmul(gate, t, inter, w.wDown(), h, x, true);
+            TensorOps.matmul(attn, t, w.wo(), x, true);
+            TensorOps.rmsNorm(x, t, w.mlpNorm(), cfg.normEps(), normed);
+            TensorOps.matmul(normed, t, w.wGate(), gate, false);
+            TensorOps.matmul(normed, t, w.wUp(), up, false);
+            TensorOps.swiglu(gate, up, t);
+            TensorOps.matmul(gate, t, w.wDown(), x, true);
         }
         int r = logitRows.length;
-        float[] last = new float[r * h];
-        for (int i = 0; i < r; i++) System.arraycopy(x, logitRows[i] * h, last, i * h, h);
-        TensorOps.rmsNorm(last, r, h, finalNorm, cfg.normEps(), last);
-        float[] flat = new float[r * cfg.vocab()];
-        TensorOps.matmul(last, r, h, lmHead, cfg.vocab(), flat, false);
-        float[][] logits = new float[r][];
-        for (int i = 0; i < r; i++) {
-            logits[i] = java.util.Arrays.copyOfRange(flat, i * cfg.vocab(), (i + 1) * cfg.vocab());
-        }
+        float[][] last = new float[r][];
+        for (int i = 0; i < r; i++) last[i] = x[logitRows[i]].clone();
+        TensorOps.rmsNorm(last, r, finalNorm, cfg.normEps(), last);
+        float[][] logits = TensorOps.matrix(r, cfg.vocab());
+        TensorOps.matmul(last, r, lmHead, logits, false);
         return logits;
     }
 
-    /** cos and sin tables [T, headDim/2] for the given absolute positions. */
-    private float[][] rotaryTables(int[] positions) {
+    /** cos and sin tables [T][headDim/2] for the given absolute positions. */
+    private float[][][] rotaryTables(int[] positions) {
         int half = inverseFrequencies.length;
-        float[] cos = new float[positions.length * half];
-        float[] sin = new float[positions.length * half];
+        float[][] cos = new float[positions.length][half];
+        float[][] sin = new float[positions.length][half];
         for (int t = 0; t < positions.length; t++) {
             for (int i = 0; i < half; i++) {
                 double angle = positions[t] * inverseFrequencies[i];
-                cos[t * half + i] = (float) Math.cos(angle);
-                sin[t * half + i] = (float) Math.sin(angle);
+                cos[t][i] = (float) Math.cos(angle);
+                sin[t][i] = (float) Math.sin(angle);
             }
         }
-        return new float[][] {cos, sin};
+        return new float[][][] {cos, sin};
     }
 
     private static float fanIn(int n) {
         return (float) (1.0 / Math.sqrt(n));
     }
 
-    /** n values uniform in [-sqrt(3)*std, sqrt(3)*std): mean 0, standard deviation std. */
-    private static float[] uniform(SplitMix64 rng, long n, float std) {
-        if (n > Integer.MAX_VALUE) throw new IllegalArgumentException("model too large");
-        float[] a = new float[(int) n];
+    /** A rows x cols matrix uniform in [-sqrt(3)*std, sqrt(3)*std): mean 0, standard deviation std. */
+    private static float[][] uniform(SplitMix64 rng, int rows, int cols, float std) {
+        float[][] a = new float[rows][cols];
         float bound = (float) (Math.sqrt(3.0) * std);
-        for (int i = 0; i < a.length; i++) a[i] = (float) ((rng.nextDouble() * 2 - 1) * bound);
+        for (float[] row : a) {
+            for (int i = 0; i < cols; i++) row[i] = (float) ((rng.nextDouble() * 2 - 1) * bound);
+        }
         return a;
     }
 

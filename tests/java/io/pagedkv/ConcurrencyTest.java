@@ -98,7 +98,6 @@ class ConcurrencyTest {
             assertEquals(reusedTokens.get(), stats.reusedTokens());
             assertEquals(computedTokens.get(), stats.computedTokens());
             assertTrue(stats.hitRate() > 0.5, "shared system prompts are reused: " + stats);
-            assertEquals(0, stats.evictions());
         }
     }
 

@@ -27,9 +27,8 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * Decode attention through the Java API on the cache's device (the CPU here, or CUDA where
- * {@code -p device=cuda} and a GPU exist): 32 query heads over 8 KV heads, head dim 128, bf16
- * pages, per context length and batch size. {@code copyKvBytes} copies the same number of bytes
+ * Decode attention through the Java API on a CPU cache: 32 query heads over 8 KV heads, head dim
+ * 128, bf16 pages, per context length and batch size. {@code copyKvBytes} copies the same number of bytes
  * as decode reads (K and V of every position) with one memcpy, in the same run: decode time over
  * copy time is how far the kernel is from streaming its input.
  */

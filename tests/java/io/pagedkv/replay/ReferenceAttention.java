@@ -21,14 +21,16 @@ final class ReferenceAttention implements TinyLlama.Attention {
     }
 
     @Override
-    public void attend(int layer, int numTokens, float[] q, float[] k, float[] v, float[] out) {
+    public void attend(int layer, int numTokens, float[][] q, float[][] k, float[][] v, float[][] out) {
         int kvDim = cfg.kvDim();
         int d = cfg.headDim();
         int past = length[layer];
         keys[layer] = Arrays.copyOf(keys[layer], (past + numTokens) * kvDim);
         values[layer] = Arrays.copyOf(values[layer], (past + numTokens) * kvDim);
-        System.arraycopy(k, 0, keys[layer], past * kvDim, numTokens * kvDim);
-        System.arraycopy(v, 0, values[layer], past * kvDim, numTokens * kvDim);
+        for (int t = 0; t < numTokens; t++) {
+            System.arraycopy(k[t], 0, keys[layer], (past + t) * kvDim, kvDim);
+            System.arraycopy(v[t], 0, values[layer], (past + t) * kvDim, kvDim);
+        }
         length[layer] = past + numTokens;
         int group = cfg.qHeads() / cfg.kvHeads();
         double scale = 1.0 / Math.sqrt(d);
@@ -40,7 +42,7 @@ final class ReferenceAttention implements TinyLlama.Attention {
                 double max = Double.NEGATIVE_INFINITY;
                 for (int p = 0; p < visible; p++) {
                     double dot = 0;
-                    for (int i = 0; i < d; i++) dot += (double) q[(t * cfg.qHeads() + h) * d + i] * keys[layer][p * kvDim + kvh * d + i];
+                    for (int i = 0; i < d; i++) dot += (double) q[t][h * d + i] * keys[layer][p * kvDim + kvh * d + i];
                     scores[p] = dot * scale;
                     max = Math.max(max, scores[p]);
                 }
@@ -49,7 +51,7 @@ final class ReferenceAttention implements TinyLlama.Attention {
                 for (int i = 0; i < d; i++) {
                     double acc = 0;
                     for (int p = 0; p < visible; p++) acc += scores[p] * values[layer][p * kvDim + kvh * d + i];
-                    out[(t * cfg.qHeads() + h) * d + i] = (float) (acc / sum);
+                    out[t][h * d + i] = (float) (acc / sum);
                 }
             }
         }

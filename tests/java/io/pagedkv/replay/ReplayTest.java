@@ -2,6 +2,7 @@ package io.pagedkv.replay;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -163,6 +164,32 @@ class ReplayTest {
         Replay.Report report = Replay.run("chat", "chat", requests, options(small, 1, Replay.Mode.REUSE_ONLY, true), null);
         assertTrue(report.reuse().stats().evictions() > 0, "a cache the size of one request must evict");
         assertTrue(report.verify().ok());
+    }
+
+    @Test
+    void verifyCatchesLogitsThatDiffer() {
+        List<Request> requests = List.of(new Request("a", 1, Tokenizer.encode("hello world"), 3, ""));
+        CacheOptions options = CacheOptions.defaults(16, KvDtype.F32, Device.cpu());
+        RunResult r;
+        try (PagedKvCache cache = options.build(CFG, true)) {
+            r = new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, CFG.vocab()), 1, true, null).run(requests);
+        }
+        RequestResult good = r.requests().get(0);
+        assertEquals(3, good.logits().size());
+        List<float[]> tampered = new ArrayList<>(good.logits());
+        float[] bad = tampered.get(1).clone();
+        bad[7] += 0.01f;
+        tampered.set(1, bad);
+        RequestResult wrong = new RequestResult(good.request(), good.cachedTokens(), good.generated(), good.ttftNanos(), tampered);
+        try (PagedKvCache scratch = options.build(CFG, false)) {
+            Verifier.Result ok = Verifier.verify(MODEL, scratch, List.of(good), 1e-3, null);
+            assertTrue(ok.ok(), "max diff " + ok.maxAbsDiff());
+            Verifier.Result v = Verifier.verify(MODEL, scratch, List.of(wrong), 1e-3, null);
+            assertFalse(v.ok());
+            assertEquals("a", v.worstRequest());
+            assertEquals(1, v.worstIndex());
+            assertTrue(v.maxAbsDiff() > 0.009, "max diff " + v.maxAbsDiff());
+        }
     }
 
     @Test
