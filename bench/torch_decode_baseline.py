@@ -3,29 +3,32 @@
 
 The peer for DESIGN.md's target "paged kernels no slower than PyTorch's fused attention on the same
 data laid out contiguously": q [B, 32, 1, 128], k and v [B, 8, L, 128] (GQA, enable_gqa=True), the
-median of CUDA-event timings after warm-up, for each SDPA backend that accepts the shape; the best
-is reported. Also measures the device-to-device copy bandwidth (read + write) in the same run.
+per-call median of back-to-back calls timed with CUDA events (as bench_gpu does), for each SDPA
+backend that accepts the shape; the best is reported. Also measures the device-to-device copy
+bandwidth (read + write) in the same run.
 Prints "RESULT ..." lines (read by scripts/gpu-check) and a short table last.
 """
 import sys
 
 SHAPES = [(64, 4096), (64, 1024), (16, 16384), (1, 65536)]
 Q_HEADS, KV_HEADS, HEAD_DIM = 32, 8, 128
-WARMUP, REPS = 3, 15
+WARMUP, TRIALS, CALLS = 3, 7, 5
 
 
 def time_ms(torch, fn):
+    """Milliseconds per call: median over TRIALS of CALLS back-to-back calls (as bench_gpu times)."""
     for _ in range(WARMUP):
         fn()
     start = torch.cuda.Event(enable_timing=True)
     stop = torch.cuda.Event(enable_timing=True)
     times = []
-    for _ in range(REPS):
+    for _ in range(TRIALS):
         start.record()
-        fn()
+        for _ in range(CALLS):
+            fn()
         stop.record()
         stop.synchronize()
-        times.append(start.elapsed_time(stop))
+        times.append(start.elapsed_time(stop) / CALLS)
     times.sort()
     return times[len(times) // 2]
 

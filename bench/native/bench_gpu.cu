@@ -4,7 +4,7 @@
 //     64x4k, 64x1k, 16x16k, 1x64k: time, KV bytes/s, fraction of the copy bandwidth;
 //   - prefill TFLOP/s: a causal 16k-token prompt, and 1k new tokens over a 15k cached prefix;
 //   - cascade vs plain decode: 64 sequences sharing a 4k prefix, 256 own tokens each.
-// Times are medians of CUDA-event timings after warm-up. Prints "RESULT ..." lines for
+// Times are per call: medians over trials of back-to-back calls timed with CUDA events. Prints "RESULT ..." lines for
 // scripts/gpu-check and a short table last. Without a device it says so and exits 0.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -37,7 +37,7 @@ namespace {
     } while (0)
 
 constexpr int32_t kQoHeads = 32, kKvHeads = 8, kHeadDim = 128, kPageSize = 16;
-constexpr int kWarmup = 3, kReps = 15;
+constexpr int kWarmup = 3, kTrials = 7, kCallsPerTrial = 5;
 
 __global__ void fill_random_bf16(uint16_t* data, int64_t n, uint32_t seed) {
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
@@ -66,7 +66,9 @@ T* upload(const std::vector<T>& host) {
     return p;
 }
 
-// Median of kReps event-timed runs of fn after kWarmup untimed ones, in milliseconds.
+// Milliseconds per call: the median over kTrials of (event time of kCallsPerTrial back-to-back
+// calls) / kCallsPerTrial, after kWarmup untimed calls; back-to-back calls keep the GPU busy while
+// the host prepares the next launch, as in a serving loop.
 template <class Fn>
 double time_ms(Fn&& fn) {
     for (int i = 0; i < kWarmup; ++i) fn();
@@ -74,14 +76,14 @@ double time_ms(Fn&& fn) {
     BENCH_CHECK(cudaEventCreate(&start));
     BENCH_CHECK(cudaEventCreate(&stop));
     std::vector<double> times;
-    for (int i = 0; i < kReps; ++i) {
+    for (int trial = 0; trial < kTrials; ++trial) {
         BENCH_CHECK(cudaEventRecord(start));
-        fn();
+        for (int i = 0; i < kCallsPerTrial; ++i) fn();
         BENCH_CHECK(cudaEventRecord(stop));
         BENCH_CHECK(cudaEventSynchronize(stop));
         float ms = 0;
         BENCH_CHECK(cudaEventElapsedTime(&ms, start, stop));
-        times.push_back(ms);
+        times.push_back(double(ms) / kCallsPerTrial);
     }
     BENCH_CHECK(cudaEventDestroy(start));
     BENCH_CHECK(cudaEventDestroy(stop));

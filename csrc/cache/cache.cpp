@@ -166,11 +166,15 @@ void Cache::copy_on_write(Sequence& s, int64_t index) {
 // ---- sequences --------------------------------------------------------------------------------
 
 void Cache::validate_tokens(const int32_t* tokens, int64_t count, const char* what) const {
-    // One unsigned compare per token covers both "< 0" and ">= vocab_size".
-    uint32_t limit = config_.vocab_size > 0 ? uint32_t(config_.vocab_size) : 0x80000000u;
-    bool bad = false;
-    for (int64_t i = 0; i < count; ++i) bad |= uint32_t(tokens[i]) >= limit;
-    if (!bad) return;
+    // Branch-free passes the compiler vectorizes; the slow search below runs only on failure.
+    const int32_t vocab = config_.vocab_size;
+    int32_t bad = 0;
+    if (vocab > 0)
+        for (int64_t i = 0; i < count; ++i) bad |= int32_t(tokens[i] < 0) | int32_t(tokens[i] >= vocab);
+    else
+        for (int64_t i = 0; i < count; ++i) bad |= tokens[i];  // sign bit: a negative id
+    if (vocab > 0 ? bad == 0 : bad >= 0) return;
+    uint32_t limit = vocab > 0 ? uint32_t(vocab) : 0x80000000u;
     for (int64_t i = 0; i < count; ++i) {
         if (uint32_t(tokens[i]) < limit) continue;
         if (config_.vocab_size > 0)
@@ -207,7 +211,7 @@ Cache::Created Cache::create_sequence(const int32_t* prompt, int64_t num_tokens,
     const int64_t fresh = total_pages - shared;
 
     // Pin what matched so that making room cannot evict it; then count what is left.
-    for (int32_t page : scratch_pages_) pool_.hold(page);
+    for (int32_t page : scratch_pages_) pool_.hold(page);  // (stamps change only on success)
     if (partial.donor != kNone) pool_.hold(partial.donor);
     auto unpin = [&] {  // ref counts back as they were; LRU stamps were not touched
         for (int32_t page : scratch_pages_) pool_.drop(page);
@@ -224,6 +228,7 @@ Cache::Created Cache::create_sequence(const int32_t* prompt, int64_t num_tokens,
 
     std::vector<int32_t>& table = stored->block_table;
     table.assign(scratch_pages_.begin(), scratch_pages_.end());
+    for (int32_t page : scratch_pages_) trie_.touch(page);
     for (int64_t i = 0; i < fresh; ++i) table.push_back(allocate_page());
     if (partial.length > 0) {
         try {
@@ -236,7 +241,6 @@ Cache::Created Cache::create_sequence(const int32_t* prompt, int64_t num_tokens,
         }
     }
 
-    for (int32_t page : scratch_pages_) trie_.touch(page);
     if (partial.donor != kNone) {
         trie_.touch(partial.donor);
         if (pool_.drop(partial.donor)) trie_.offer(partial.donor);

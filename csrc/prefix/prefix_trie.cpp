@@ -58,12 +58,23 @@ int32_t PrefixTrie::add_root(std::string_view salt) {
 
 // ---- lookups ---------------------------------------------------------------------------------
 
-bool PrefixTrie::tokens_equal(int32_t page, const int32_t* tokens) const {
-    return std::memcmp(this->tokens(page), tokens, size_t(page_size_) * sizeof(int32_t)) == 0;
+// Branch-free compare (a hit is the expected case, so there is nothing to gain by stopping early).
+inline bool PrefixTrie::tokens_equal(int32_t page, const int32_t* tokens) const {
+    const auto* a = reinterpret_cast<const unsigned char*>(this->tokens(page));
+    const auto* b = reinterpret_cast<const unsigned char*>(tokens);
+    size_t length = size_t(page_size_) * sizeof(int32_t), i = 0;
+    uint64_t difference = 0;
+    for (; i + 8 <= length; i += 8) difference |= detail::load64(a + i) ^ detail::load64(b + i);
+    if (i < length) {
+        uint32_t x, y;
+        std::memcpy(&x, a + i, 4);
+        std::memcpy(&y, b + i, 4);
+        difference |= x ^ y;
+    }
+    return difference == 0;
 }
 
-int32_t PrefixTrie::find_full(int32_t parent, const int32_t* tokens) const {
-    uint64_t hash = hash_(parent, tokens, page_size_);
+inline int32_t PrefixTrie::find_full_hashed(int32_t parent, const int32_t* tokens, uint64_t hash) const {
     uint32_t tag = uint32_t(hash >> 32);
     for (size_t i = size_t(hash) & slot_mask_;; i = (i + 1) & slot_mask_) {
         const Slot& slot = slots_[i];
@@ -71,6 +82,10 @@ int32_t PrefixTrie::find_full(int32_t parent, const int32_t* tokens) const {
         if (slot.tag == tag && nodes_[size_t(slot.page)].parent == parent && tokens_equal(slot.page, tokens))
             return slot.page;
     }
+}
+
+int32_t PrefixTrie::find_full(int32_t parent, const int32_t* tokens) const {
+    return find_full_hashed(parent, tokens, edge_hash(parent, tokens));
 }
 
 PrefixTrie::PartialHit PrefixTrie::longest_partial(int32_t parent, const int32_t* tokens, int64_t limit) const {
@@ -99,7 +114,10 @@ PrefixTrie::PrefixMatch PrefixTrie::longest_match(int32_t root, const int32_t* t
     int64_t position = 0;
     // Strictly less: a full page is shared only if a prompt token follows it.
     while (position + page_size_ < num_tokens) {
-        int32_t child = find_full(node, tokens + position);
+        // The token hash does not depend on `node`, so it overlaps the previous lookup.
+        uint64_t hash = hash_ ? hash_(node, tokens + position, page_size_)
+                              : hash_edge(node, hash_tokens(tokens + position, page_size_));
+        int32_t child = find_full_hashed(node, tokens + position, hash);
         if (child == kNone) break;
         full_pages.push_back(child);
         node = child;
@@ -163,7 +181,7 @@ void PrefixTrie::insert_full(int32_t page, int32_t parent, const int32_t* tokens
     node.kind = NodeKind::Full;
     node.valid = page_size_;
     node.shared_run = 0;
-    node.hash = hash_(parent, tokens, page_size_);
+    node.hash = edge_hash(parent, tokens);
     table_insert(page, node.hash);
     touch(page);
 }
@@ -264,7 +282,7 @@ std::string PrefixTrie::check_consistency() const {
         if (node.kind == NodeKind::Full) {
             ++full_count;
             if (node.valid != page_size_) return concat("FULL page ", page, " has valid ", node.valid);
-            if (node.hash != hash_(parent, tokens(page), page_size_))
+            if (node.hash != edge_hash(parent, tokens(page)))
                 return concat("FULL page ", page, " has a stale hash");
             if (find_full(parent, tokens(page)) != page)
                 return concat("FULL page ", page, " is not found by its own tokens");

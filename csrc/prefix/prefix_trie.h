@@ -26,8 +26,9 @@ public:
     using HashFunction = uint64_t (*)(int32_t parent, const int32_t* tokens, int32_t count);
     static constexpr int32_t kNone = -1;
 
-    // `pool` supplies the ref counts that decide evictability; `hash` is replaceable for tests.
-    PrefixTrie(int32_t num_pages, int32_t page_size, const PagePool& pool, HashFunction hash = &hash_page_tokens);
+    // `pool` supplies the ref counts that decide evictability. `hash` replaces the built-in edge
+    // hash (hash_page_tokens) for tests; null keeps the built-in, which the walk inlines.
+    PrefixTrie(int32_t num_pages, int32_t page_size, const PagePool& pool, HashFunction hash = nullptr);
 
     // ---- roots: node ids of roots are negative (-2 - index), page ids are >= 0 ----------------
     int32_t find_root(std::string_view salt) const;  // kNone when the salt was never seen
@@ -125,6 +126,10 @@ private:
         return node >= 0 ? nodes_[size_t(node)].first_child : root_first_child_[size_t(-2 - node)];
     }
     bool tokens_equal(int32_t page, const int32_t* tokens) const;
+    uint64_t edge_hash(int32_t parent, const int32_t* tokens) const {
+        return hash_ ? hash_(parent, tokens, page_size_) : hash_page_tokens(parent, tokens, page_size_);
+    }
+    int32_t find_full_hashed(int32_t parent, const int32_t* tokens, uint64_t hash) const;
     void link_child(int32_t parent, int32_t page);
     void unlink_child(int32_t page);
     void table_insert(int32_t page, uint64_t hash);
@@ -135,7 +140,7 @@ private:
     int32_t num_pages_;
     int32_t page_size_;
     const PagePool& pool_;
-    HashFunction hash_;
+    HashFunction hash_;  // null: the built-in hash
     std::vector<Node> nodes_;
     std::vector<int32_t> page_tokens_;  // num_pages * page_size
     std::vector<Slot> slots_;           // power of two >= 2 * num_pages

@@ -23,14 +23,15 @@ constexpr uint64_t kSeed1 = 0xe7037ed1a0b428dbull;
 constexpr uint64_t kSeed2 = 0x8ebc6af09c88c6e3ull;
 }  // namespace detail
 
-inline uint64_t hash_page_tokens(int32_t parent, const int32_t* tokens, int32_t count) noexcept {
+// Hash of the tokens alone: independent of the parent, so a walk down the trie can compute the
+// next page's token hash while the previous lookup is still waiting for memory.
+inline uint64_t hash_tokens(const int32_t* tokens, int32_t count) noexcept {
     using namespace detail;
     const auto* bytes = reinterpret_cast<const unsigned char*>(tokens);
     size_t length = size_t(count) * sizeof(int32_t);
-    uint64_t h = fold_multiply(uint64_t(uint32_t(parent)) ^ kSeed0, length ^ kSeed1);
+    uint64_t h = length ^ kSeed1;
     size_t i = 0;
-    for (; i + 16 <= length; i += 16)
-        h = fold_multiply(load64(bytes + i) ^ kSeed1, load64(bytes + i + 8) ^ h);
+    for (; i + 16 <= length; i += 16) h = fold_multiply(load64(bytes + i) ^ kSeed1, load64(bytes + i + 8) ^ h);
     if (i + 8 <= length) {
         h = fold_multiply(load64(bytes + i) ^ kSeed2, h ^ kSeed0);
         i += 8;
@@ -40,7 +41,17 @@ inline uint64_t hash_page_tokens(int32_t parent, const int32_t* tokens, int32_t 
         std::memcpy(&last, bytes + i, sizeof last);
         h = fold_multiply(uint64_t(last) ^ kSeed2, h ^ kSeed1);
     }
-    return fold_multiply(h ^ kSeed0, kSeed2);
+    return h;
+}
+
+// The edge key: the token hash mixed with the parent node id.
+inline uint64_t hash_edge(int32_t parent, uint64_t token_hash) noexcept {
+    using namespace detail;
+    return fold_multiply(token_hash ^ kSeed0, (uint64_t(uint32_t(parent)) << 1 | 1) ^ kSeed2);
+}
+
+inline uint64_t hash_page_tokens(int32_t parent, const int32_t* tokens, int32_t count) noexcept {
+    return hash_edge(parent, hash_tokens(tokens, count));
 }
 
 }  // namespace pagedkv

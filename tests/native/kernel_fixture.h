@@ -57,8 +57,12 @@ struct Tensor {
     float get(int64_t i) const { return pagedkv::load_as_float(bytes.data(), i, dtype); }
     void set(int64_t i, float value) { pagedkv::store_from_float(bytes.data(), i, dtype, value); }
     void fill_random(std::mt19937& rng, float range) {
-        std::uniform_real_distribution<float> uniform(0.05f * range, range);
-        for (int64_t i = 0; i < size; ++i) set(i, (rng() & 1) ? uniform(rng) : -uniform(rng));
+        // One draw per element: magnitude in [0.05, 1) * range from the high bits, sign from bit 0.
+        for (int64_t i = 0; i < size; ++i) {
+            const uint32_t r = uint32_t(rng());
+            const float magnitude = (0.05f + 0.95f * float(r >> 8) * (1.0f / 16777216.0f)) * range;
+            set(i, (r & 1u) ? magnitude : -magnitude);
+        }
     }
     void fill_nan() {
         for (int64_t i = 0; i < size; ++i) set(i, NAN);
