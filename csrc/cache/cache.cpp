@@ -188,16 +188,16 @@ Cache::Created Cache::create_sequence(const int32_t* prompt, int64_t num_tokens,
                                       int32_t salt_len) {
     PAGEDKV_REQUIRE(num_tokens >= 1, PAGEDKV_ERR_INVALID_ARGUMENT, "num_tokens must be >= 1, got ", num_tokens);
     PAGEDKV_REQUIRE(salt_len >= 0, PAGEDKV_ERR_INVALID_ARGUMENT, "salt_len must be >= 0, got ", salt_len);
-    validate_tokens(prompt, num_tokens, "prompt");
     const int32_t ps = config_.page_size;
+    const int64_t total_pages = pages_for(num_tokens);
+    PAGEDKV_REQUIRE(total_pages <= config_.num_pages, PAGEDKV_ERR_OUT_OF_PAGES, "a prompt of ", num_tokens,
+                    " tokens needs ", total_pages, " pages; the cache has ", config_.num_pages);
+    validate_tokens(prompt, num_tokens, "prompt");
     std::string_view key(reinterpret_cast<const char*>(salt), salt_len > 0 ? size_t(salt_len) : 0);
 
     // Host allocations first, outside the lock: a failure here changes nothing.
     Sequence s;
     s.tokens.assign(prompt, prompt + num_tokens);
-    int64_t total_pages = pages_for(num_tokens);
-    PAGEDKV_REQUIRE(total_pages <= config_.num_pages, PAGEDKV_ERR_OUT_OF_PAGES, "a prompt of ", num_tokens,
-                    " tokens needs ", total_pages, " pages; the cache has ", config_.num_pages);
     s.block_table.reserve(size_t(total_pages));
 
     std::lock_guard lock(mutex_);
@@ -211,7 +211,7 @@ Cache::Created Cache::create_sequence(const int32_t* prompt, int64_t num_tokens,
     const int64_t fresh = total_pages - shared;
 
     // Pin what matched so that making room cannot evict it; then count what is left.
-    for (int32_t page : scratch_pages_) pool_.hold(page);  // (stamps change only on success)
+    for (int32_t page : scratch_pages_) pool_.hold(page);
     if (partial.donor != kNone) pool_.hold(partial.donor);
     auto unpin = [&] {  // ref counts back as they were; LRU stamps were not touched
         for (int32_t page : scratch_pages_) pool_.drop(page);
@@ -227,8 +227,9 @@ Cache::Created Cache::create_sequence(const int32_t* prompt, int64_t num_tokens,
     }
 
     std::vector<int32_t>& table = stored->block_table;
+    // (Shared pages need no LRU stamp now: held pages are never evicted, and each gets a fresh
+    // stamp when its last holder lets go.)
     table.assign(scratch_pages_.begin(), scratch_pages_.end());
-    for (int32_t page : scratch_pages_) trie_.touch(page);
     for (int64_t i = 0; i < fresh; ++i) table.push_back(allocate_page());
     if (partial.length > 0) {
         try {
@@ -311,13 +312,13 @@ void Cache::commit(int64_t seq_id, int64_t num_computed) {
 
 void Cache::append(int64_t seq_id, const int32_t* tokens, int64_t num_tokens) {
     PAGEDKV_REQUIRE(num_tokens >= 1, PAGEDKV_ERR_INVALID_ARGUMENT, "num_tokens must be >= 1, got ", num_tokens);
+    const int32_t ps = config_.page_size;
+    PAGEDKV_REQUIRE(num_tokens <= int64_t(config_.num_pages) * ps, PAGEDKV_ERR_OUT_OF_PAGES, "appending ",
+                    num_tokens, " tokens needs more pages than the cache has (", config_.num_pages, ")");
     validate_tokens(tokens, num_tokens, "tokens");
     std::lock_guard lock(mutex_);
     Sequence& s = sequences_.get(seq_id);
-    const int32_t ps = config_.page_size;
     const int64_t length = s.num_tokens();
-    PAGEDKV_REQUIRE(num_tokens <= int64_t(config_.num_pages) * ps, PAGEDKV_ERR_OUT_OF_PAGES, "appending ",
-                    num_tokens, " tokens needs more pages than the cache has (", config_.num_pages, ")");
     const int32_t fill = int32_t(length % ps);
     const int64_t last = int64_t(s.block_table.size()) - 1;
     // A partly filled last page we may not write into: shared, a FULL node (after a truncate),

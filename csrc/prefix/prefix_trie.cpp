@@ -29,6 +29,8 @@ PrefixTrie::PrefixTrie(int32_t num_pages, int32_t page_size, const PagePool& poo
       pool_(pool),
       hash_(hash),
       nodes_(size_t(num_pages)),
+      parents_(size_t(num_pages), kNone),
+      last_access_(size_t(num_pages), 0),
       page_tokens_(size_t(num_pages) * size_t(page_size)),
       slots_(table_size_for(num_pages), Slot{0, kNone}),
       slot_mask_(slots_.size() - 1) {
@@ -79,7 +81,7 @@ inline int32_t PrefixTrie::find_full_hashed(int32_t parent, const int32_t* token
     for (size_t i = size_t(hash) & slot_mask_;; i = (i + 1) & slot_mask_) {
         const Slot& slot = slots_[i];
         if (slot.page < 0) return kNone;
-        if (slot.tag == tag && nodes_[size_t(slot.page)].parent == parent && tokens_equal(slot.page, tokens))
+        if (slot.tag == tag && parents_[size_t(slot.page)] == parent && tokens_equal(slot.page, tokens))
             return slot.page;
     }
 }
@@ -131,7 +133,7 @@ PrefixTrie::PrefixMatch PrefixTrie::longest_match(int32_t root, const int32_t* t
 void PrefixTrie::link_child(int32_t parent, int32_t page) {
     Node& node = nodes_[size_t(page)];
     int32_t& first = first_child_ref(parent);
-    node.parent = parent;
+    parents_[size_t(page)] = parent;
     node.prev_sibling = kNone;
     node.next_sibling = first;
     if (first != kNone) nodes_[size_t(first)].prev_sibling = page;
@@ -143,7 +145,7 @@ void PrefixTrie::unlink_child(int32_t page) {
     if (node.prev_sibling != kNone)
         nodes_[size_t(node.prev_sibling)].next_sibling = node.next_sibling;
     else
-        first_child_ref(node.parent) = node.next_sibling;
+        first_child_ref(parents_[size_t(page)]) = node.next_sibling;
     if (node.next_sibling != kNone) nodes_[size_t(node.next_sibling)].prev_sibling = node.prev_sibling;
     node.prev_sibling = node.next_sibling = kNone;
 }
@@ -209,12 +211,12 @@ void PrefixTrie::shorten_partial(int32_t page, int32_t valid) {
 void PrefixTrie::unlink(int32_t page) {
     Node& node = nodes_[size_t(page)];
     if (node.kind == NodeKind::Full) table_erase(page);
-    int32_t parent = node.parent;
+    int32_t parent = parents_[size_t(page)];
     unlink_child(page);
     node.kind = NodeKind::None;
     node.valid = 0;
     node.shared_run = 0;
-    node.parent = kNone;
+    parents_[size_t(page)] = kNone;
     --node_count_;
     if (parent >= 0) offer(parent);  // it may just have become a leaf
 }
@@ -226,18 +228,14 @@ void PrefixTrie::push_candidate(int32_t page) {
         rebuild_heap();  // keeps only live candidates (at most num_pages), `page` among them
         return;
     }
-    heap_.push_back({nodes_[size_t(page)].last_access, page});
+    heap_.push_back({last_access_[size_t(page)], page});
     std::push_heap(heap_.begin(), heap_.end(), LaterFirst{});
-}
-
-void PrefixTrie::offer(int32_t page) {
-    if (evictable(page)) push_candidate(page);
 }
 
 void PrefixTrie::rebuild_heap() {
     heap_.clear();
     for (int32_t page = 0; page < num_pages_; ++page)
-        if (evictable(page)) heap_.push_back({nodes_[size_t(page)].last_access, page});
+        if (evictable(page)) heap_.push_back({last_access_[size_t(page)], page});
     std::make_heap(heap_.begin(), heap_.end(), LaterFirst{});
 }
 
@@ -247,7 +245,7 @@ int32_t PrefixTrie::evict_lru() {
             std::pop_heap(heap_.begin(), heap_.end(), LaterFirst{});
             HeapEntry entry = heap_.back();
             heap_.pop_back();
-            if (evictable(entry.page) && nodes_[size_t(entry.page)].last_access == entry.stamp) {
+            if (evictable(entry.page) && last_access_[size_t(entry.page)] == entry.stamp) {
                 unlink(entry.page);
                 return entry.page;
             }
@@ -270,7 +268,7 @@ std::string PrefixTrie::check_consistency() const {
             continue;
         }
         ++indexed_count;
-        int32_t parent = node.parent;
+        int32_t parent = parents_[size_t(page)];
         if (parent >= 0 && kind(parent) != NodeKind::Full)
             return concat("page ", page, " hangs under page ", parent, " which is not a FULL node");
         if (parent < 0 && (!is_root(parent) || size_t(-2 - parent) >= root_first_child_.size()))
@@ -304,7 +302,7 @@ std::string PrefixTrie::check_consistency() const {
     std::set<std::pair<uint64_t, int32_t>> entries;
     for (const HeapEntry& entry : heap_) entries.insert({entry.stamp, entry.page});
     for (int32_t page = 0; page < num_pages_; ++page)
-        if (evictable(page) && !entries.count({nodes_[size_t(page)].last_access, page}))
+        if (evictable(page) && !entries.count({last_access_[size_t(page)], page}))
             return concat("evictable page ", page, " has no valid eviction candidate entry");
     return {};
 }

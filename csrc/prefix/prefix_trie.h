@@ -39,9 +39,9 @@ public:
     NodeKind kind(int32_t page) const { return nodes_[size_t(page)].kind; }
     bool indexed(int32_t page) const { return kind(page) != NodeKind::None; }
     int32_t valid(int32_t page) const { return nodes_[size_t(page)].valid; }
-    int32_t parent(int32_t page) const { return nodes_[size_t(page)].parent; }
+    int32_t parent(int32_t page) const { return parents_[size_t(page)]; }
     bool is_leaf(int32_t node) const { return first_child(node) == kNone; }
-    uint64_t last_access(int32_t page) const { return nodes_[size_t(page)].last_access; }
+    uint64_t last_access(int32_t page) const { return last_access_[size_t(page)]; }
     const int32_t* tokens(int32_t page) const { return page_tokens_.data() + size_t(page) * size_t(page_size_); }
     int32_t node_count() const { return node_count_; }
     // A partial run that a fork shared between sequences is never shortened by a truncate.
@@ -79,14 +79,16 @@ public:
     void shorten_partial(int32_t page, int32_t valid);
     // Removes `page` (a leaf) from the index; its parent may become evictable.
     void unlink(int32_t page);
-    void touch(int32_t page) { nodes_[size_t(page)].last_access = ++clock_; }
+    void touch(int32_t page) { last_access_[size_t(page)] = ++clock_; }
 
     // ---- eviction ---------------------------------------------------------------------------
     bool evictable(int32_t page) const {
         return indexed(page) && pool_.ref_count(page) == 0 && is_leaf(page);
     }
     // Records `page` as an eviction candidate if it is one now (never allocates).
-    void offer(int32_t page);
+    void offer(int32_t page) {
+        if (evictable(page)) push_candidate(page);
+    }
     // Unlinks the least recently used evictable leaf and returns it (ref 0, not indexed), or
     // kNone when there is none.
     int32_t evict_lru();
@@ -95,10 +97,9 @@ public:
     std::string check_consistency() const;
 
 private:
+    // Cold per-page state; the fields a walk or a touch needs live in their own dense arrays.
     struct Node {
-        uint64_t hash = 0;         // of (parent, tokens), FULL nodes only
-        uint64_t last_access = 0;  // LRU clock value
-        int32_t parent = kNone;
+        uint64_t hash = 0;  // of (parent, tokens), FULL nodes only
         int32_t first_child = kNone;
         int32_t next_sibling = kNone;
         int32_t prev_sibling = kNone;
@@ -142,6 +143,8 @@ private:
     const PagePool& pool_;
     HashFunction hash_;  // null: the built-in hash
     std::vector<Node> nodes_;
+    std::vector<int32_t> parents_;       // parent node of each indexed page
+    std::vector<uint64_t> last_access_;  // LRU clock value of each page
     std::vector<int32_t> page_tokens_;  // num_pages * page_size
     std::vector<Slot> slots_;           // power of two >= 2 * num_pages
     size_t slot_mask_;

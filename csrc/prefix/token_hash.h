@@ -41,13 +41,15 @@ inline uint64_t hash_tokens(const int32_t* tokens, int32_t count) noexcept {
         std::memcpy(&last, bytes + i, sizeof last);
         h = fold_multiply(uint64_t(last) ^ kSeed2, h ^ kSeed1);
     }
-    return h;
+    return fold_multiply(h ^ kSeed0, kSeed2);  // final avalanche (short pages mix little above)
 }
 
-// The edge key: the token hash mixed with the parent node id.
+// The edge key: the (well mixed) token hash combined with the parent node id. Only XORs, since
+// on a trie walk this step sits on the critical path (the parent is the previous lookup's
+// result). For fixed tokens it is a bijection of the parent, so siblings never pile up.
 inline uint64_t hash_edge(int32_t parent, uint64_t token_hash) noexcept {
-    using namespace detail;
-    return fold_multiply(token_hash ^ kSeed0, (uint64_t(uint32_t(parent)) << 1 | 1) ^ kSeed2);
+    uint64_t p = uint32_t(parent);
+    return token_hash ^ p ^ (p << 37);
 }
 
 inline uint64_t hash_page_tokens(int32_t parent, const int32_t* tokens, int32_t count) noexcept {

@@ -178,7 +178,8 @@ void run(uint64_t seed, int32_t page_size, int32_t num_pages, int steps, bool ex
     };
     auto check_markers = [&](int64_t id) {
         int64_t bad = first_bad_marker(cache, id);
-        if (bad != -1) std::fprintf(stderr, "  sequence %lld: wrong KV at position %lld\n", (long long)id, (long long)bad);
+        if (bad != -1)
+            std::fprintf(stderr, "  sequence %lld: wrong KV at position %lld\n", (long long)id, (long long)bad);
         CHECK_EQ(bad, -1);
     };
 

@@ -83,7 +83,7 @@ TEST(four_threads_on_one_cache) {
     for (int i = 0; i < 4; ++i) stems.push_back(random_tokens(rng, size_t(4 + i * 5), 50));
     std::atomic<int> failures{0};
     std::vector<std::thread> threads;
-    for (uint64_t t = 0; t < 4; ++t) threads.emplace_back(worker, std::cref(cache), 1000 + t, 3000, &stems, &failures);
+    for (uint64_t t = 0; t < 4; ++t) threads.emplace_back(worker, std::cref(cache), 1000 + t, 20000, &stems, &failures);
     for (auto& thread : threads) thread.join();
     CHECK_EQ(failures.load(), 0);
     pagedkv_cache_stats s = stats(cache);

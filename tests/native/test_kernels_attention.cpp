@@ -208,9 +208,10 @@ TEST(prefill_long_prompt) {
 
 // Head dims other than 64 / 128: any multiple of 8 (72 leaves a half vector on AVX-512).
 TEST(attention_other_head_dims) {
+    for (int32_t dtype : {PAGEDKV_DTYPE_F16, PAGEDKV_DTYPE_BF16})
     for (int32_t head_dim : {8, 40, 72, 256}) {
         Case c;
-        c.shape = PoolShape{1, 2, head_dim, 16, 0, PAGEDKV_DTYPE_F16};
+        c.shape = PoolShape{2, 2, head_dim, 16, 0, dtype};
         c.num_qo_heads = 4;
         c.kv_lens = {50, 7};
         c.qo_lens = {1, 1};

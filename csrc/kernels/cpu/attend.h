@@ -19,7 +19,8 @@ constexpr int32_t kKvTile = 32;
 // Query rows (one query head of one token each) of one KV head, with their online-softmax state
 // in the log2 domain: the true state is (row_max * ln 2, row_sum, acc / row_sum).
 struct QueryRows {
-    const float* q;           // rows x head_dim, pre-multiplied by sm_scale * log2(e)
+    float* q;                 // rows x head_dim, pre-multiplied by sm_scale * log2(e) (the engine
+                              // may reorder dims during a call; it restores them)
     const int32_t* last_pos;  // rows: the last KV position each row may attend (causal limit)
     float* acc;               // rows x head_dim: sum of p * v, not normalised
     float* row_max;           // rows: running max of the scores (-inf before any)

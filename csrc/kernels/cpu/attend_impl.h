@@ -20,6 +20,19 @@ using reg = typename Vec::reg;
 // in registers (each element is used by few rows); larger ones convert each tile to f32 once.
 constexpr int32_t kDirectRows = 8;
 
+// Row formats the micro-kernels read: a pagedkv_dtype, or bf16 read 2W values at a time as an
+// even-index and an odd-index vector (cheaper than widening). With kBf16Paired, q and acc rows
+// are de-interleaved the same way (permute_pairs) for the duration of the call, so dot products
+// and outputs pair up; only the first paired_dims() dims are read that way, the rest naturally.
+constexpr int32_t kBf16Paired = -1;
+
+constexpr int32_t natural(int32_t format) { return format == kBf16Paired ? int32_t(PAGEDKV_DTYPE_BF16) : format; }
+
+template <int32_t kFormat>
+PAGEDKV_INLINE int32_t paired_dims(int32_t head_dim) {
+    return kFormat == kBf16Paired ? head_dim / (2 * W) * (2 * W) : 0;
+}
+
 PAGEDKV_INLINE int32_t min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
 PAGEDKV_INLINE int32_t max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
 
@@ -33,15 +46,17 @@ struct TileRows {
 };
 
 // Vector d / W of a K or V row of dtype kDtype, as f32.
-template <int32_t kDtype>
+template <int32_t kFormat>
 PAGEDKV_INLINE reg load_kv(const void* row, int32_t d) {
+    constexpr int32_t kDtype = natural(kFormat);
     if constexpr (kDtype == PAGEDKV_DTYPE_F16) return Vec::load_f16(static_cast<const uint16_t*>(row) + d);
     else if constexpr (kDtype == PAGEDKV_DTYPE_BF16) return Vec::load_bf16(static_cast<const uint16_t*>(row) + d);
     else return Vec::load(static_cast<const float*>(row) + d);
 }
 
-template <int32_t kDtype>
+template <int32_t kFormat>
 PAGEDKV_INLINE reg load_kv_n(const void* row, int32_t d, int n) {
+    constexpr int32_t kDtype = natural(kFormat);
     if constexpr (kDtype == PAGEDKV_DTYPE_F16) return Vec::load_f16_n(static_cast<const uint16_t*>(row) + d, n);
     else if constexpr (kDtype == PAGEDKV_DTYPE_BF16) return Vec::load_bf16_n(static_cast<const uint16_t*>(row) + d, n);
     else return Vec::load_n(static_cast<const float*>(row) + d, n);
@@ -101,6 +116,26 @@ PAGEDKV_INLINE void convert_tile(TileRows& rows, int32_t n, int32_t head_dim, fl
     }
 }
 
+// De-interleaves (forward) or re-interleaves each group of 2W dims of [0, paired) of `count`
+// rows: x0 x1 x2 ... <-> x0 x2 ... x1 x3 ...
+inline void permute_pairs(float* rows, int32_t count, int32_t head_dim, int32_t paired, bool forward) {
+    float group[2 * W];
+    for (int32_t r = 0; r < count; ++r)
+        for (int32_t g = 0; g < paired; g += 2 * W) {
+            float* x = rows + int64_t(r) * head_dim + g;
+            for (int i = 0; i < W; ++i) {
+                if (forward) {
+                    group[i] = x[2 * i];
+                    group[W + i] = x[2 * i + 1];
+                } else {
+                    group[2 * i] = x[i];
+                    group[2 * i + 1] = x[W + i];
+                }
+            }
+            __builtin_memcpy(x, group, sizeof group);
+        }
+}
+
 // ---- S = Q K^T --------------------------------------------------------------------------------
 
 // s[r * kKvTile + c] = q_r . k_c for R rows of q (stride head_dim) and the K rows k[0..C).
@@ -110,8 +145,20 @@ PAGEDKV_INLINE void qk_tile(const float* q, const void* const* k, int32_t head_d
     constexpr int kAcc = N > 8 ? N : 8;
     reg acc[kAcc];
     for (int i = 0; i < kAcc; ++i) acc[i] = Vec::zero();
-    const int32_t full = head_dim / W * W;
-    for (int32_t d = 0; d < full; d += W) {
+    const int32_t paired = paired_dims<kDtype>(head_dim), full = head_dim / W * W;
+    if constexpr (kDtype == kBf16Paired)
+    for (int32_t d = 0; d < paired; d += 2 * W) {
+        reg even[C], odd[C];
+        for (int c = 0; c < C; ++c) Vec::load_bf16_pair(static_cast<const uint16_t*>(k[c]) + d, even[c], odd[c]);
+        for (int r = 0; r < R; ++r) {
+            const reg q_even = Vec::load(q + r * head_dim + d), q_odd = Vec::load(q + r * head_dim + d + W);
+            for (int c = 0; c < C; ++c) {
+                acc[r * C + c] = Vec::fma(q_even, even[c], acc[r * C + c]);
+                acc[r * C + c] = Vec::fma(q_odd, odd[c], acc[r * C + c]);
+            }
+        }
+    }
+    for (int32_t d = paired; d < full; d += W) {
         reg kv[C];
         for (int c = 0; c < C; ++c) kv[c] = load_kv<kDtype>(k[c], d);
         for (int r = 0; r < R; ++r) {
@@ -214,8 +261,14 @@ PAGEDKV_INLINE void pv_tile(const float* p, const void* const* v, int32_t d0, in
         }
     for (int32_t t = 0; t < n; ++t) {
         reg vv[C];
-        for (int c = 0; c < C; ++c)
-            vv[c] = (kTail && c == C - 1) ? load_kv_n<kDtype>(v[t], d0 + c * W, tail) : load_kv<kDtype>(v[t], d0 + c * W);
+        if constexpr (kDtype == kBf16Paired) {  // whole pairs only (pv_rows)
+            for (int c = 0; c < C; c += 2)
+                Vec::load_bf16_pair(static_cast<const uint16_t*>(v[t]) + d0 + c * W, vv[c], vv[c + 1]);
+        } else {
+            for (int c = 0; c < C; ++c)
+                vv[c] = (kTail && c == C - 1) ? load_kv_n<kDtype>(v[t], d0 + c * W, tail)
+                                              : load_kv<kDtype>(v[t], d0 + c * W);
+        }
         for (int r = 0; r < R; ++r) {
             const reg pr = Vec::set1(p[r * kKvTile + t]);
             for (int c = 0; c < C; ++c) a[r * C + c] = Vec::fma(pr, vv[c], a[r * C + c]);
@@ -233,10 +286,14 @@ template <int R, int32_t kDtype>
 inline void pv_rows(const float* p, const void* const* v, int32_t head_dim, int32_t n, float* acc) {
     constexpr int C = Vec::template pv_cols<R>();
     const int32_t vectors = head_dim / W, tail = head_dim % W;
+    // Paired rows: the paired dims first, in whole pairs (C is even); then the rest naturally.
+    const int32_t wide_end = kDtype == kBf16Paired ? paired_dims<kDtype>(head_dim) / W : vectors;
     int32_t c = 0;
-    for (; c + C <= vectors; c += C) pv_tile<R, C, false, kDtype>(p, v, c * W, head_dim, n, acc, 0);
-    for (; c < vectors; ++c) pv_tile<R, 1, false, kDtype>(p, v, c * W, head_dim, n, acc, 0);
-    if (tail) pv_tile<R, 1, true, kDtype>(p, v, c * W, head_dim, n, acc, tail);
+    for (; c + C <= wide_end; c += C) pv_tile<R, C, false, kDtype>(p, v, c * W, head_dim, n, acc, 0);
+    if constexpr (C > 2)  // narrower tiles keep a few independent accumulators for short rows
+        for (; c + 2 <= wide_end; c += 2) pv_tile<R, 2, false, kDtype>(p, v, c * W, head_dim, n, acc, 0);
+    for (; c < vectors; ++c) pv_tile<R, 1, false, natural(kDtype)>(p, v, c * W, head_dim, n, acc, 0);
+    if (tail) pv_tile<R, 1, true, natural(kDtype)>(p, v, c * W, head_dim, n, acc, tail);
 }
 
 template <int32_t kDtype>
@@ -283,6 +340,12 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
     }
     end = min_i32(end, range.end);
     const bool convert = kDtype != PAGEDKV_DTYPE_F32 && total_rows > kDirectRows;
+    const bool paired = kDtype == PAGEDKV_DTYPE_BF16 && !convert && paired_dims<kBf16Paired>(head_dim) > 0;
+    if (paired)
+        for (int32_t b = 0; b < num_blocks; ++b) {
+            permute_pairs(blocks[b].q, blocks[b].rows, head_dim, paired_dims<kBf16Paired>(head_dim), true);
+            permute_pairs(blocks[b].acc, blocks[b].rows, head_dim, paired_dims<kBf16Paired>(head_dim), true);
+        }
     TileRows tiles[2];
     int32_t current = 0;
     auto tile_end_of = [&](int32_t pos) { return min_i32(end, (pos / kKvTile + 1) * kKvTile); };
@@ -298,12 +361,19 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
         if (convert) {
             convert_tile<kDtype>(rows, n, head_dim, kbuf, vbuf);
             attend_tile<PAGEDKV_DTYPE_F32>(rows, pos, n, blocks, num_blocks, head_dim, s);
+        } else if (kDtype == PAGEDKV_DTYPE_BF16 && paired) {
+            attend_tile<kDtype == PAGEDKV_DTYPE_BF16 ? kBf16Paired : kDtype>(rows, pos, n, blocks, num_blocks, head_dim, s);
         } else {
             attend_tile<kDtype>(rows, pos, n, blocks, num_blocks, head_dim, s);
         }
         current ^= 1;
         pos = tile_end;
     }
+    if (paired)
+        for (int32_t b = 0; b < num_blocks; ++b) {
+            permute_pairs(blocks[b].q, blocks[b].rows, head_dim, paired_dims<kBf16Paired>(head_dim), false);
+            permute_pairs(blocks[b].acc, blocks[b].rows, head_dim, paired_dims<kBf16Paired>(head_dim), false);
+        }
 }
 
 }  // namespace detail

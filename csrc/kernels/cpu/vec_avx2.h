@@ -77,6 +77,13 @@ struct Vec {
         __builtin_memcpy(lanes, p, size_t(n) * 2);
         return load_bf16(lanes);
     }
+    // 2W bf16 values as two vectors: the even-indexed ones and the odd-indexed ones (one shift and
+    // one mask per vector, instead of a widening shuffle).
+    static void load_bf16_pair(const uint16_t* p, reg& even, reg& odd) {
+        const __m256i words = _mm256_loadu_si256((const __m256i*)p);
+        even = _mm256_castsi256_ps(_mm256_slli_epi32(words, 16));
+        odd = _mm256_castsi256_ps(_mm256_and_si256(words, _mm256_set1_epi32(int32_t(0xffff0000u))));
+    }
     static reg load_bf16(const uint16_t* p) {
         __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p));
         return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));

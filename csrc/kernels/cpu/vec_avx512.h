@@ -73,6 +73,11 @@ struct Vec {
     }
 
     static reg load_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p)); }
+    static void load_bf16_pair(const uint16_t* p, reg& even, reg& odd) {
+        const __m512i words = _mm512_loadu_si512(p);
+        even = _mm512_castsi512_ps(_mm512_slli_epi32(words, 16));
+        odd = _mm512_castsi512_ps(_mm512_and_si512(words, _mm512_set1_epi32(int32_t(0xffff0000u))));
+    }
     static reg load_bf16(const uint16_t* p) {
         __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p));
         return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));

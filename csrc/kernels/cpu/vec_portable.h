@@ -62,6 +62,10 @@ struct Vec {
         });
     }
     static reg load_f16(const uint16_t* p) { return map([&](int i) { return f16_to_float(p[i]); }); }
+    static void load_bf16_pair(const uint16_t* p, reg& even, reg& odd) {
+        even = map([&](int i) { return bf16_to_float(p[2 * i]); });
+        odd = map([&](int i) { return bf16_to_float(p[2 * i + 1]); });
+    }
     static reg load_bf16(const uint16_t* p) { return map([&](int i) { return bf16_to_float(p[i]); }); }
     static reg load_f16_n(const uint16_t* p, int n) {
         return map([&](int i) { return i < n ? f16_to_float(p[i]) : 0.0f; });
