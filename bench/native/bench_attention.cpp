@@ -1,9 +1,12 @@
 // CPU attention benchmark: decode, prefill and cascade at realistic shapes (32 query heads, 8 KV
-// heads, head dim 128, page size 16). Every number is put next to a bound measured in the same
-// run with the same thread count: KV bytes read per second against the copy bandwidth of a plain
-// memcpy (bytes read + bytes written per second, as STREAM "Copy" counts them) of a buffer far
-// larger than the last-level cache. Decode batches rotate over enough distinct pages that the
-// KV comes from DRAM, as in a real model where each layer's KV is read once per step.
+// heads, head dim 128, page size 16). Every number is put next to two bounds measured in the
+// same run with the same thread count:
+//  - memory: KV bytes read per second against the copy bandwidth of a plain memcpy (bytes read +
+//    bytes written per second, as STREAM "Copy" counts them) of a buffer far past the LLC;
+//  - compute: the f32 FMAs the kernel must do (QK and PV: 2 * head_dim per query head and KV
+//    position) per second against a register-only FMA loop of the active ISA.
+// Decode batches rotate over enough distinct pages that the KV comes from DRAM, as in a real
+// model where each layer's KV is read once per step.
 //
 //   bench_attention [threads]        (default: all cores)
 #include <algorithm>
@@ -16,6 +19,10 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "common/dtype.h"
 #include "kernels/cpu/isa.h"
@@ -60,6 +67,49 @@ double memcpy_bandwidth(int32_t threads) {
         });
     });
     return 2.0 * double(bytes) / seconds;
+}
+
+// f32 FMA lanes per second of independent FMA chains on every thread (the compute bound).
+// Twelve independent chains in registers: enough to cover the FMA latency on current cores.
+#if defined(__x86_64__)
+#define PAGEDKV_BENCH_FMA_LOOP(Reg, fmadd, set1, lanes, constraint)                                       \
+    Reg b = set1(0.999f), c = set1(1e-4f);                                                               \
+    Reg a0 = b, a1 = b, a2 = b, a3 = b, a4 = b, a5 = b, a6 = b, a7 = b, a8 = b, a9 = b, a10 = b, a11 = b; \
+    for (int64_t i = 0; i < iterations; ++i) {                                                           \
+        a0 = fmadd(a0, b, c), a1 = fmadd(a1, b, c), a2 = fmadd(a2, b, c), a3 = fmadd(a3, b, c);          \
+        a4 = fmadd(a4, b, c), a5 = fmadd(a5, b, c), a6 = fmadd(a6, b, c), a7 = fmadd(a7, b, c);          \
+        a8 = fmadd(a8, b, c), a9 = fmadd(a9, b, c), a10 = fmadd(a10, b, c), a11 = fmadd(a11, b, c);      \
+        __asm__ volatile("" : constraint(a0), constraint(a1), constraint(a2), constraint(a3),             \
+                         constraint(a4), constraint(a5), constraint(a6), constraint(a7), constraint(a8),  \
+                         constraint(a9), constraint(a10), constraint(a11));                               \
+    }                                                                                                    \
+    return iterations * 12 * lanes;
+
+__attribute__((target("avx2,fma"))) int64_t fma_loop_avx2(int64_t iterations) {
+    PAGEDKV_BENCH_FMA_LOOP(__m256, _mm256_fmadd_ps, _mm256_set1_ps, 8, "+x")
+}
+__attribute__((target("avx512f"))) int64_t fma_loop_avx512(int64_t iterations) {
+    PAGEDKV_BENCH_FMA_LOOP(__m512, _mm512_fmadd_ps, _mm512_set1_ps, 16, "+v")
+}
+#endif
+
+int64_t fma_loop(int64_t iterations) {
+#if defined(__x86_64__)
+    if (cpu::active_isa() == cpu::Isa::avx512) return fma_loop_avx512(iterations);
+    if (cpu::active_isa() == cpu::Isa::avx2) return fma_loop_avx2(iterations);
+#endif
+    float a = 0.5f;
+    for (int64_t i = 0; i < iterations * 12; ++i) a = a * 0.999f + 1e-4f;
+    return a > 0 ? iterations * 12 : 0;
+}
+
+double fma_peak(int32_t threads) {
+    constexpr int64_t kIterations = 1'000'000;  // ~5 ms: as short as the kernels timed
+    std::vector<int64_t> lanes(static_cast<size_t>(threads));
+    const double seconds = time_best([&](int) {
+        cpu::parallel_for(threads, threads, [&](int64_t t) { lanes[size_t(t)] = fma_loop(kIterations); });
+    }, 0.3);
+    return double(std::accumulate(lanes.begin(), lanes.end(), int64_t(0))) / seconds;
 }
 
 struct Pool {
@@ -125,11 +175,16 @@ AttentionOptions options(int32_t threads) {
                             threads, 0, nullptr};
 }
 
-void decode_table(int32_t threads, double copy_bw) {
+struct Bounds {
+    double copy_bw;   // memcpy bytes read + written per second
+    double fma_rate;  // f32 FMA lanes per second
+};
+
+void decode_table(int32_t threads, const Bounds& bound) {
     std::printf("\n## decode (Hq=%d Hkv=%d D=%d, page %d, f32 q/out), KV from DRAM\n", kQoHeads, kKvHeads, kHeadDim,
                 kPageSize);
-    std::printf("%-5s %7s %6s %11s %12s %10s %9s\n", "kv", "context", "batch", "time (ms)", "KV GB/s", "of memcpy",
-                "us/seq");
+    std::printf("%-5s %7s %6s %10s %9s %10s %9s %9s\n", "kv", "context", "batch", "time (ms)", "KV GB/s",
+                "of memcpy", "GFLOP/s", "of FMA");
     const std::pair<int32_t, int32_t> shapes[] = {{512, 1},  {512, 32}, {2048, 1}, {2048, 32},
                                                   {8192, 1}, {8192, 8}, {32768, 1}, {32768, 4}};
     for (int32_t dtype : {PAGEDKV_DTYPE_BF16, PAGEDKV_DTYPE_F16})
@@ -152,14 +207,16 @@ void decode_table(int32_t threads, double copy_bw) {
                 cpu::decode_attention(layer, arrays, opts, q.data(), out.data(), lse.data());
             });
             const double bw = double(batch_bytes) / seconds;
-            std::printf("%-5s %7d %6d %11.3f %12.2f %9.0f%% %9.1f\n", pagedkv::dtype_name(dtype), context, seqs,
-                        seconds * 1e3, bw / 1e9, 100.0 * bw / copy_bw, seconds * 1e6 / seqs);
+            const double fmas = double(seqs) * context * kQoHeads * 2.0 * kHeadDim;
+            std::printf("%-5s %7d %6d %10.3f %9.2f %9.0f%% %9.1f %8.0f%%\n", pagedkv::dtype_name(dtype), context, seqs,
+                        seconds * 1e3, bw / 1e9, 100.0 * bw / bound.copy_bw, 2 * fmas / seconds / 1e9,
+                        100.0 * fmas / seconds / bound.fma_rate);
         }
 }
 
-void prefill_table(int32_t threads, double copy_bw) {
+void prefill_table(int32_t threads, const Bounds& bound) {
     std::printf("\n## prefill (causal, one sequence, bf16 KV, f32 q/out)\n");
-    std::printf("%7s %7s %11s %10s %12s %10s\n", "prompt", "cached", "time (ms)", "GFLOP/s", "KV GB/s", "of memcpy");
+    std::printf("%7s %7s %10s %9s %9s\n", "prompt", "cached", "time (ms)", "GFLOP/s", "of FMA");
     for (auto [prompt, cached] : {std::pair{512, 0}, std::pair{2048, 0}, std::pair{256, 3840}}) {
         const int32_t kv = prompt + cached;
         Pool pool(PAGEDKV_DTYPE_BF16, (kv + kPageSize - 1) / kPageSize);
@@ -171,18 +228,18 @@ void prefill_table(int32_t threads, double copy_bw) {
         const double seconds = time_best([&](int) {
             cpu::prefill_attention(pool.layer(), arrays, options(threads), q.data(), out.data(), nullptr);
         });
-        // Query-key pairs attended (causal), 4 * D flops each (QK and PV, multiply + add).
+        // Query-key pairs attended (causal), 2 * D FMAs each (QK and PV).
         const double pairs = double(prompt) * cached + double(prompt) * (prompt + 1) / 2.0;
-        const double flops = pairs * kQoHeads * 4.0 * kHeadDim;
-        const double bw = double(kv) * kTokenBytes / seconds;
-        std::printf("%7d %7d %11.2f %10.1f %12.2f %9.1f%%\n", prompt, cached, seconds * 1e3, flops / seconds / 1e9,
-                    bw / 1e9, 100.0 * bw / copy_bw);
+        const double fmas = pairs * kQoHeads * 2.0 * kHeadDim;
+        std::printf("%7d %7d %10.2f %9.1f %8.0f%%\n", prompt, cached, seconds * 1e3, 2 * fmas / seconds / 1e9,
+                    100.0 * fmas / seconds / bound.fma_rate);
     }
 }
 
-void cascade_table(int32_t threads, double copy_bw) {
+void cascade_table(int32_t threads, const Bounds& bound) {
     std::printf("\n## cascade vs plain decode: 32 sequences share a prefix, 256 own tokens each (bf16 KV)\n");
-    std::printf("%7s %14s %14s %9s %12s\n", "prefix", "decode (ms)", "cascade (ms)", "speed-up", "decode KV GB/s");
+    std::printf("%7s %12s %13s %9s %15s %15s\n", "prefix", "decode (ms)", "cascade (ms)", "speed-up",
+                "decode of FMA", "cascade of FMA");
     for (int32_t prefix : {1024, 4096}) {
         constexpr int32_t kSeqs = 32, kOwn = 256;
         const int32_t shared_pages = prefix / kPageSize;
@@ -198,9 +255,9 @@ void cascade_table(int32_t threads, double copy_bw) {
         const double cascade = time_best([&](int) {
             cpu::cascade_attention(pool.layer(), arrays, options(threads), q.data(), out.data(), lse.data());
         });
-        const double bw = double(batch.kv_tokens()) * kTokenBytes / decode;
-        std::printf("%7d %14.2f %14.2f %8.2fx %12.2f (%.0f%% of memcpy)\n", prefix, decode * 1e3, cascade * 1e3,
-                    decode / cascade, bw / 1e9, 100.0 * bw / copy_bw);
+        const double fmas = double(batch.kv_tokens()) * kQoHeads * 2.0 * kHeadDim;  // the same for both
+        std::printf("%7d %12.2f %13.2f %8.2fx %14.0f%% %14.0f%%\n", prefix, decode * 1e3, cascade * 1e3,
+                    decode / cascade, 100.0 * fmas / decode / bound.fma_rate, 100.0 * fmas / cascade / bound.fma_rate);
     }
 }
 
@@ -208,11 +265,13 @@ void cascade_table(int32_t threads, double copy_bw) {
 
 int main(int argc, char** argv) {
     const int32_t threads = cpu::resolve_threads(argc > 1 ? std::atoi(argv[1]) : 0);
-    const double copy_bw = memcpy_bandwidth(threads);
-    std::printf("# pagedkv CPU attention: %d threads, ISA %s\n", threads, cpu::isa_name(cpu::active_isa()));
-    std::printf("# memcpy of 256 MiB with %d threads: %.2f GB/s (read + write)\n", threads, copy_bw / 1e9);
-    decode_table(threads, copy_bw);
-    prefill_table(threads, copy_bw);
-    cascade_table(threads, copy_bw);
+    const Bounds bound{memcpy_bandwidth(threads), fma_peak(threads)};
+    std::printf("# pagedkv CPU attention: %d threads, ISA %s; times are the best of repeated runs\n", threads,
+                cpu::isa_name(cpu::active_isa()));
+    std::printf("# memcpy of 256 MiB: %.2f GB/s (read + write); f32 FMA peak: %.1f GFLOP/s\n", bound.copy_bw / 1e9,
+                2 * bound.fma_rate / 1e9);
+    decode_table(threads, bound);
+    prefill_table(threads, bound);
+    cascade_table(threads, bound);
     return 0;
 }

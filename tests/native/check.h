@@ -85,8 +85,8 @@ inline int run_all(int argc, char** argv) {
 
 #define CHECK_EQ(a, b)                                                                                   \
     do {                                                                                                 \
-        auto&& check_a_ = (a);                                                                           \
-        auto&& check_b_ = (b);                                                                           \
+        const auto check_a_ = (a);                                                                           \
+        const auto check_b_ = (b);                                                                           \
         if (!(check_a_ == check_b_))                                                                     \
             ::check::report_failure(__FILE__, __LINE__, ::check::describe_pair(#a, #b, check_a_, check_b_)); \
     } while (0)

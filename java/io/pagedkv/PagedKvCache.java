@@ -345,7 +345,7 @@ public final class PagedKvCache implements AutoCloseable {
      */
     public void decodeAttention(Batch batch, int layer, AttentionParams params, MemorySegment q, MemorySegment out,
                                 MemorySegment lse) {
-        attention("decode", true, batch, layer, params, q, out, lse);
+        attention(Kernel.DECODE, batch, layer, params, q, out, lse);
     }
 
     /**
@@ -356,7 +356,7 @@ public final class PagedKvCache implements AutoCloseable {
      */
     public void prefillAttention(Batch batch, int layer, AttentionParams params, MemorySegment q, MemorySegment out,
                                  MemorySegment lse) {
-        attention("prefill", false, batch, layer, params, q, out, lse);
+        attention(Kernel.PREFILL, batch, layer, params, q, out, lse);
     }
 
     /**
@@ -365,7 +365,7 @@ public final class PagedKvCache implements AutoCloseable {
      */
     public void cascadeAttention(Batch batch, int layer, AttentionParams params, MemorySegment q, MemorySegment out,
                                  MemorySegment lse) {
-        attention("cascade", false, batch, layer, params, q, out, lse);
+        attention(Kernel.CASCADE, batch, layer, params, q, out, lse);
     }
 
     /** Copies whole pages {@code src[i] -> dst[i]} (all layers, K and V) on the cache's device. */
@@ -381,8 +381,25 @@ public final class PagedKvCache implements AutoCloseable {
         }
     }
 
-    private void attention(String kind, boolean decode, Batch batch, int layer, AttentionParams params,
-                           MemorySegment q, MemorySegment out, MemorySegment lse) {
+    /** The attention kernels, which share one contract apart from decode's one query per sequence. */
+    private enum Kernel {
+        DECODE,
+        PREFILL,
+        CASCADE;
+
+        int run(MemorySegment cache, MemorySegment batch, int layer, MemorySegment params, MemorySegment q,
+                MemorySegment out, MemorySegment lse) {
+            return switch (this) {
+                case DECODE -> pagedkv_decode_attention(cache, batch, layer, params, q, out, lse);
+                case PREFILL -> pagedkv_prefill_attention(cache, batch, layer, params, q, out, lse);
+                case CASCADE -> pagedkv_cascade_attention(cache, batch, layer, params, q, out, lse);
+            };
+        }
+    }
+
+    private void attention(Kernel kernel, Batch batch, int layer, AttentionParams params, MemorySegment q,
+                           MemorySegment out, MemorySegment lse) {
+        boolean decode = kernel == Kernel.DECODE;
         Objects.requireNonNull(batch, "batch");
         Objects.requireNonNull(params, "params");
         Objects.requireNonNull(q, "q");
@@ -405,13 +422,7 @@ public final class PagedKvCache implements AutoCloseable {
             MemorySegment outIn = operands.output(out, tensorBytes, FLOAT_BYTES, "out");
             MemorySegment lseIn = lse == null ? MemorySegment.NULL : operands.output(lse, lseBytes, FLOAT_BYTES, "lse");
             MemorySegment p = params(operands.scratch(), params);
-            MemorySegment b = batch.handle();
-            int status = switch (kind) {
-                case "decode" -> pagedkv_decode_attention(cache, b, layer, p, qIn, outIn, lseIn);
-                case "prefill" -> pagedkv_prefill_attention(cache, b, layer, p, qIn, outIn, lseIn);
-                default -> pagedkv_cascade_attention(cache, b, layer, p, qIn, outIn, lseIn);
-            };
-            Status.check(status);
+            Status.check(kernel.run(cache, batch.handle(), layer, p, qIn, outIn, lseIn));
             operands.finish();
         } finally {
             batch.release();

@@ -182,6 +182,7 @@ final class ReportPrinter {
                 .field("steps", r.steps())
                 .field("cascade_steps", r.cascadeSteps())
                 .field("preemptions", r.preemptions())
+                .field("deferrals", r.deferrals())
                 .field("ttft_ms_mean", r.meanTtftMillis())
                 .field("prefill_s", r.prefillNanos() / 1e9)
                 .field("decode_tokens_per_s", r.decodeTokensPerSecond())

@@ -149,12 +149,17 @@ public final class Replay {
     private static void warmUp(TinyLlama model, CacheOptions cacheOptions) {
         int vocab = model.config().vocab();
         SplitMix64 rng = new SplitMix64(1);
-        int[] prompt = new int[Math.min(96, Math.max(1, cacheOptions.pages() * cacheOptions.pageSize() / 2))];
+        int capacity = cacheOptions.pages() * cacheOptions.pageSize();
+        int promptLength = Math.max(1, Math.min(128, capacity / 4));
+        int newTokens = Math.max(1, Math.min(64, capacity / 4 - promptLength));
+        int[] prompt = new int[promptLength];
         for (int i = 0; i < prompt.length; i++) prompt[i] = (int) ((rng.nextLong() >>> 1) % vocab);
-        List<Request> warm = List.of(new Request("warm-up-1", 0, prompt, 8, ""), new Request("warm-up-2", 0, prompt, 8, ""));
-        for (int round = 0; round < 2; round++) {
-            try (PagedKvCache cache = cacheOptions.build(model.config(), true)) {
-                new Scheduler(model, cache, new Sampler(SamplingOptions.GREEDY, vocab), 2, false, null).run(warm);
+        List<Request> warm = List.of(new Request("warm-up-1", 0, prompt, newTokens, ""),
+                new Request("warm-up-2", 0, prompt, newTokens, ""));
+        Sampler greedy = new Sampler(SamplingOptions.GREEDY, vocab);
+        for (int round = 0; round < 3; round++) {
+            try (PagedKvCache cache = cacheOptions.build(model.config(), round != 1)) {
+                new Scheduler(model, cache, greedy, 1 + round % 2, false, null).run(warm);
             }
         }
     }

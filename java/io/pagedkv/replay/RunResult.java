@@ -16,10 +16,11 @@ import java.util.List;
  * @param steps          model steps (prefill and decode)
  * @param cascadeSteps   steps that used the shared-prefix (cascade) kernel
  * @param preemptions    requests sent back to the queue for lack of pages
+ * @param deferrals      times a request waited a step to reuse a co-joining request's prefix
  */
 public record RunResult(List<RequestResult> requests, CacheStats stats, long wallNanos,
                         long prefillNanos, long decodeNanos, long decodeTokens, int peakPagesInUse, long steps,
-                        long cascadeSteps, long preemptions) {
+                        long cascadeSteps, long preemptions, long deferrals) {
     public long promptTokens() {
         return requests.stream().mapToLong(RequestResult::promptTokens).sum();
     }

@@ -23,6 +23,11 @@ import java.util.List;
  * pages join the prefix index) and the sampled token is appended for the next step. A batch whose
  * sequences share leading pages uses the cascade kernel, which reads those pages once.
  *
+ * <p>Requests prefilled in the same step cannot reuse each other's prompt (neither is computed
+ * yet). So, as SGLang does, a request that would gain at least {@value #DEFER_MIN_GAIN} more
+ * positions from a request joining in the same step than from the cache waits one step, and
+ * then reuses that request's freshly computed prefix.
+ *
  * <p>A request is admitted only when the pages it can ever need fit beside those reserved by the
  * running ones, so appends do not run out of pages; if one still does, the most recently admitted
  * other request is preempted (released and queued again, to be recomputed — mostly from the cache).
@@ -34,6 +39,9 @@ public final class Scheduler {
     public interface Progress {
         void update(int finishedRequests, int totalRequests, long generatedTokens);
     }
+
+    /** Positions a request must gain from waiting one step for a co-joining request's prefix. */
+    static final int DEFER_MIN_GAIN = 16;
 
     private final TinyLlama model;
     private final PagedKvCache cache;
@@ -55,6 +63,7 @@ public final class Scheduler {
     private long steps;
     private long cascadeSteps;
     private long preemptions;
+    private long deferrals;
 
     /**
      * @param recordLogits keep the logits of every generated position (for {@link Verifier})
@@ -130,7 +139,7 @@ public final class Scheduler {
         List<RequestResult> results = slots.stream().map(s -> s.result).toList();
         CacheStats stats = cache.stats();
         return new RunResult(results, stats, wall, prefillNanos, decodeNanos, decodeTokens,
-                peakPagesInUse, steps, cascadeSteps, preemptions);
+                peakPagesInUse, steps, cascadeSteps, preemptions, deferrals);
     }
 
     /** Pages a request can ever hold: its prompt and every generated token but the last. */
@@ -153,9 +162,16 @@ public final class Scheduler {
                 if (alone) throw e;
                 break; // wait for running requests to finish
             }
+            long cached = s.seq.numCached();
+            if (sharedWithJoiners(s.request, joined) >= cached + DEFER_MIN_GAIN) {
+                s.seq.close(); // wait for the co-joiner's prefix to be computed
+                s.seq = null;
+                deferrals++;
+                break;
+            }
             pending.pollFirst();
             s.admittedAt = System.nanoTime();
-            s.cached = s.seq.numCached();
+            s.cached = cached;
             s.tokens = new IntList(s.request.prompt());
             s.generated = 0;
             s.ttftNanos = -1;
@@ -165,6 +181,21 @@ public final class Scheduler {
             joined.add(s);
         }
         return joined;
+    }
+
+    /** Longest prompt prefix r shares with a request joining in this step under the same salt. */
+    private static long sharedWithJoiners(Request r, List<Slot> joined) {
+        long best = 0;
+        int[] p = r.prompt();
+        for (Slot j : joined) {
+            if (!j.request.salt().equals(r.salt())) continue;
+            int[] q = j.request.prompt();
+            int n = Math.min(p.length - 1, q.length); // the last prompt token is always computed
+            int i = 0;
+            while (i < n && p[i] == q[i]) i++;
+            best = Math.max(best, i);
+        }
+        return best;
     }
 
     /** One batch with the uncached prompt positions of every joining request. */

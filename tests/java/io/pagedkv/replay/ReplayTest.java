@@ -131,12 +131,12 @@ class ReplayTest {
     @ParameterizedTest(name = "{0}")
     @EnumSource(KvDtype.class)
     void verifyPassesForEveryKvDtypeWithBatchingAndCascade(KvDtype dtype) {
-        List<Request> requests = TraceParser.parse(Path.of("examples", "few-shot.jsonl"), 16);
+        List<Request> requests = TraceParser.parse(Path.of("examples", "few-shot.jsonl"), 16).stream()
+                .map(q -> q.withMaxNewTokens(4)).toList();
         Replay.Report report = Replay.run("few-shot", "few-shot", requests,
-                options(CacheOptions.defaults(16, dtype, Device.cpu()), 3, Replay.Mode.COMPARE, true), null);
+                options(CacheOptions.defaults(16, dtype, Device.cpu()), 3, Replay.Mode.REUSE_ONLY, true), null);
         assertTrue(report.verify().ok(), dtype + ": max diff " + report.verify().maxAbsDiff());
         assertTrue(report.reuse().cascadeSteps() > 0, "a batch sharing the system prompt uses the cascade kernel");
-        assertEquals(0, report.noReuse().cachedTokens());
         assertTrue(report.reuse().cachedTokens() > 0);
     }
 
@@ -149,9 +149,9 @@ class ReplayTest {
         for (int i = 0; i < requests.size(); i++) {
             assertEquals(requests.get(i).maxNewTokens(), batched.requests().get(i).generated().length);
         }
-        // Requests prefilled together cannot reuse each other's prompt; later joiners reuse as much as serially.
-        assertTrue(batched.cachedTokens() > 0);
-        assertTrue(batched.cachedTokens() <= serial.cachedTokens());
+        // Requests prefilled together could not reuse each other's prompt: the one that would gain waits a step.
+        assertEquals(serial.cachedTokens(), batched.cachedTokens());
+        assertTrue(batched.deferrals() > 0);
         assertTrue(batched.steps() < serial.steps(), batched.steps() + " vs " + serial.steps());
     }
 
