@@ -221,6 +221,22 @@ TEST(attention_other_head_dims) {
     }
 }
 
+// Rows per KV head decide the engine's path: K/V converted in registers (few rows), a converted
+// f32 tile (more), a transposed K tile (many); every path against the reference.
+TEST(attention_engine_paths_by_group_size) {
+    for (int32_t dtype : kDtypes)
+        for (int32_t group : {1, 2, 8, 12, 32, 40}) {
+            Case c;
+            c.shape = PoolShape{2, 1, 64, 16, 0, dtype};
+            c.num_qo_heads = group;
+            c.kv_lens = {45, 100};
+            c.qo_lens = {1, 1};
+            check_against_reference("decode", cpu::decode_attention, c);
+            c.qo_lens = {3, 2};
+            check_against_reference("prefill", cpu::prefill_attention, c);
+        }
+}
+
 // q and out in f16 / bf16 (the reference reads and rounds them the same way).
 TEST(attention_half_precision_q_and_out) {
     for (int32_t q_dtype : kDtypes)

@@ -3,7 +3,7 @@
 namespace pagedkv::kernels::cpu {
 
 int64_t attend_scratch_floats(int32_t head_dim, int32_t max_rows) {
-    return 2 * int64_t(kKvTile) * head_dim + int64_t(max_rows) * kKvTile;
+    return 3 * int64_t(kKvTile) * head_dim + int64_t(max_rows) * kKvTile;  // K, V, K transposed, scores
 }
 
 AttendFn attend_function(Isa isa) {

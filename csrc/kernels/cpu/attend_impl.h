@@ -3,8 +3,10 @@
 // is that ISA's traits, so every function here gets a distinct, ISA-specific symbol. For the same
 // reason it calls no inline function of the standard library (only builtins and intrinsics).
 //
-// Per KV tile: load (convert) K and V once; then for every block of query rows
-//   S = Q K^T          register tiles of R rows x C tokens, dot products over head_dim
+// Per KV tile (kKvTile positions): find its K/V rows in the pages and prefetch the next tile's;
+// convert it to f32 once when many rows will read it (else convert in registers); then for every
+// block of query rows
+//   S = Q K^T          register tiles of R rows x C positions, dot products over head_dim
 //   online softmax     per row, masked causally, in the log2 domain, vectorized exp2
 //   acc += P V         register tiles of R rows x C vectors of head_dim
 
@@ -19,6 +21,10 @@ using reg = typename Vec::reg;
 // Blocks with at most this many rows in all read 16-bit K/V straight from the pages, converting
 // in registers (each element is used by few rows); larger ones convert each tile to f32 once.
 constexpr int32_t kDirectRows = 8;
+
+// Blocks with at least this many rows in all also get K transposed (head_dim x kKvTile), so
+// S = Q K^T runs as outer products with no horizontal sums; the transpose pays off over many rows.
+constexpr int32_t kTransposeRows = 32;
 
 // Row formats the micro-kernels read: a pagedkv_dtype, or bf16 read 2W values at a time as an
 // even-index and an odd-index vector (cheaper than widening). With kBf16Paired, q and acc rows
@@ -141,20 +147,20 @@ inline void permute_pairs(float* rows, int32_t count, int32_t head_dim, int32_t 
 // s[r * kKvTile + c] = q_r . k_c for R rows of q (stride head_dim) and the K rows k[0..C).
 template <int R, int C, int32_t kDtype>
 PAGEDKV_INLINE void qk_tile(const float* q, const void* const* k, int32_t head_dim, float* s) {
-    constexpr int N = R * C;
-    constexpr int kAcc = N > 8 ? N : 8;
-    reg acc[kAcc];
-    for (int i = 0; i < kAcc; ++i) acc[i] = Vec::zero();
+    static_assert(R * C <= 8, "one reduce_add8 per register tile");
+    reg acc[8];  // R * C used; the rest stay zero for the reduction
+    for (int i = 0; i < 8; ++i) acc[i] = Vec::zero();
     const int32_t paired = paired_dims<kDtype>(head_dim), full = head_dim / W * W;
-    if constexpr (kDtype == kBf16Paired)
-    for (int32_t d = 0; d < paired; d += 2 * W) {
-        reg even[C], odd[C];
-        for (int c = 0; c < C; ++c) Vec::load_bf16_pair(static_cast<const uint16_t*>(k[c]) + d, even[c], odd[c]);
-        for (int r = 0; r < R; ++r) {
-            const reg q_even = Vec::load(q + r * head_dim + d), q_odd = Vec::load(q + r * head_dim + d + W);
-            for (int c = 0; c < C; ++c) {
-                acc[r * C + c] = Vec::fma(q_even, even[c], acc[r * C + c]);
-                acc[r * C + c] = Vec::fma(q_odd, odd[c], acc[r * C + c]);
+    if constexpr (kDtype == kBf16Paired) {
+        for (int32_t d = 0; d < paired; d += 2 * W) {
+            reg even[C], odd[C];
+            for (int c = 0; c < C; ++c) Vec::load_bf16_pair(static_cast<const uint16_t*>(k[c]) + d, even[c], odd[c]);
+            for (int r = 0; r < R; ++r) {
+                const reg q_even = Vec::load(q + r * head_dim + d), q_odd = Vec::load(q + r * head_dim + d + W);
+                for (int c = 0; c < C; ++c) {
+                    acc[r * C + c] = Vec::fma(q_even, even[c], acc[r * C + c]);
+                    acc[r * C + c] = Vec::fma(q_odd, odd[c], acc[r * C + c]);
+                }
             }
         }
     }
@@ -174,15 +180,10 @@ PAGEDKV_INLINE void qk_tile(const float* q, const void* const* k, int32_t head_d
                 acc[r * C + c] = Vec::fma(Vec::load_n(q + r * head_dim + full, tail), kv, acc[r * C + c]);
         }
     }
-    if constexpr (N <= 8) {
-        float sums[8];
-        Vec::reduce_add8(acc, sums);
-        for (int r = 0; r < R; ++r)
-            for (int c = 0; c < C; ++c) s[r * kKvTile + c] = sums[r * C + c];
-    } else {
-        for (int r = 0; r < R; ++r)
-            for (int c = 0; c < C; ++c) s[r * kKvTile + c] = Vec::reduce_add(acc[r * C + c]);
-    }
+    float sums[8];
+    Vec::reduce_add8(acc, sums);
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) s[r * kKvTile + c] = sums[r * C + c];
 }
 
 template <int R, int32_t kDtype>
@@ -205,6 +206,42 @@ inline void qk(const float* q, int32_t rows, const void* const* k, int32_t head_
         case 1: qk_rows<1, kDtype>(qr, k, head_dim, n, sr); break;
         default: break;
     }
+}
+
+// S = Q K^T from K transposed (kt: head_dim rows of kKvTile positions): R rows x all kKvTile
+// positions per register tile, one broadcast of q per row and dim.
+template <int R>
+PAGEDKV_INLINE void qkt_tile(const float* q, const float* kt, int32_t head_dim, float* s) {
+    constexpr int V = kKvTile / W;
+    reg acc[R * V];
+    for (int i = 0; i < R * V; ++i) acc[i] = Vec::zero();
+    for (int32_t d = 0; d < head_dim; ++d) {
+        reg b[R];
+        for (int r = 0; r < R; ++r) b[r] = Vec::set1(q[r * head_dim + d]);
+        for (int v = 0; v < V; ++v) {
+            const reg k = Vec::load(kt + d * kKvTile + v * W);
+            for (int r = 0; r < R; ++r) acc[r * V + v] = Vec::fma(b[r], k, acc[r * V + v]);
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < V; ++v) Vec::store(s + r * kKvTile + v * W, acc[r * V + v]);
+}
+
+inline void qkt(const float* q, int32_t rows, const float* kt, int32_t head_dim, float* s) {
+    constexpr int R = Vec::qkt_rows;
+    int32_t r = 0;
+    for (; r + R <= rows; r += R) qkt_tile<R>(q + int64_t(r) * head_dim, kt, head_dim, s + r * kKvTile);
+    for (; r < rows; ++r) qkt_tile<1>(q + int64_t(r) * head_dim, kt, head_dim, s + r * kKvTile);
+}
+
+// kt[d * kKvTile + t] = k[t][d] for the n f32 rows of a converted tile; columns past n are zero.
+inline void transpose_tile(const TileRows& rows, int32_t n, int32_t head_dim, float* kt) {
+    for (int32_t t = 0; t < n; ++t) {
+        const float* k = static_cast<const float*>(rows.k[t]);
+        for (int32_t d = 0; d < head_dim; ++d) kt[d * kKvTile + t] = k[d];
+    }
+    for (int32_t d = 0; d < head_dim; ++d)
+        for (int32_t t = n; t < kKvTile; ++t) kt[d * kKvTile + t] = 0.0f;
 }
 
 // ---- online softmax ---------------------------------------------------------------------------
@@ -312,15 +349,17 @@ inline void pv(const float* p, int32_t rows, const void* const* v, int32_t head_
 
 // ---- the tile loop ----------------------------------------------------------------------------
 
-// One tile against every block; the K/V rows are of dtype kRowDtype (the pool's, or f32 scratch).
+// One tile against every block; the K/V rows are in format kRowDtype (the pool's, or f32 scratch).
+// kt, when not null, holds K transposed (transpose_tile) for the outer-product S.
 template <int32_t kRowDtype>
-inline void attend_tile(const TileRows& rows, int32_t pos, int32_t n, QueryRows* blocks, int32_t num_blocks,
-                        int32_t head_dim, float* s) {
+inline void attend_tile(const TileRows& rows, const float* kt, int32_t pos, int32_t n, QueryRows* blocks,
+                        int32_t num_blocks, int32_t head_dim, float* s) {
     for (int32_t b = 0; b < num_blocks; ++b) {
         const QueryRows& block = blocks[b];
         const int32_t used = min_i32(n, block.max_last_pos - pos + 1);  // causal: a prefix of the tile
         if (used <= 0) continue;
-        qk<kRowDtype>(block.q, block.rows, rows.k, head_dim, used, s);
+        if (kt) qkt(block.q, block.rows, kt, head_dim, s);
+        else qk<kRowDtype>(block.q, block.rows, rows.k, head_dim, used, s);
         softmax_update(block, pos, used, head_dim, s);
         pv<kRowDtype>(s, block.rows, rows.v, head_dim, used, block.acc);
     }
@@ -332,14 +371,16 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
     const int32_t head_dim = layer.head_dim;
     float* kbuf = scratch;
     float* vbuf = kbuf + int64_t(kKvTile) * head_dim;
-    float* s = vbuf + int64_t(kKvTile) * head_dim;
+    float* kt = vbuf + int64_t(kKvTile) * head_dim;
+    float* s = kt + int64_t(kKvTile) * head_dim;
     int32_t end = range.begin, total_rows = 0;
     for (int32_t b = 0; b < num_blocks; ++b) {
         end = max_i32(end, blocks[b].max_last_pos + 1);
         total_rows += blocks[b].rows;
     }
     end = min_i32(end, range.end);
-    const bool convert = kDtype != PAGEDKV_DTYPE_F32 && total_rows > kDirectRows;
+    const bool transpose = total_rows >= kTransposeRows;
+    const bool convert = transpose || (kDtype != PAGEDKV_DTYPE_F32 && total_rows > kDirectRows);
     const bool paired = kDtype == PAGEDKV_DTYPE_BF16 && !convert && paired_dims<kBf16Paired>(head_dim) > 0;
     if (paired)
         for (int32_t b = 0; b < num_blocks; ++b) {
@@ -360,11 +401,13 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
         }
         if (convert) {
             convert_tile<kDtype>(rows, n, head_dim, kbuf, vbuf);
-            attend_tile<PAGEDKV_DTYPE_F32>(rows, pos, n, blocks, num_blocks, head_dim, s);
-        } else if (kDtype == PAGEDKV_DTYPE_BF16 && paired) {
-            attend_tile<kDtype == PAGEDKV_DTYPE_BF16 ? kBf16Paired : kDtype>(rows, pos, n, blocks, num_blocks, head_dim, s);
+            if (transpose) transpose_tile(rows, n, head_dim, kt);
+            attend_tile<PAGEDKV_DTYPE_F32>(rows, transpose ? kt : nullptr, pos, n, blocks, num_blocks, head_dim, s);
+        } else if (paired) {
+            if constexpr (kDtype == PAGEDKV_DTYPE_BF16)
+                attend_tile<kBf16Paired>(rows, nullptr, pos, n, blocks, num_blocks, head_dim, s);
         } else {
-            attend_tile<kDtype>(rows, pos, n, blocks, num_blocks, head_dim, s);
+            attend_tile<kDtype>(rows, nullptr, pos, n, blocks, num_blocks, head_dim, s);
         }
         current ^= 1;
         pos = tile_end;
@@ -385,3 +428,5 @@ void attend(const PagedLayer& layer, const KvRange& range, QueryRows* blocks, in
         default: detail::attend_dtype<PAGEDKV_DTYPE_F32>(layer, range, blocks, num_blocks, scratch); break;
     }
 }
+
+#undef PAGEDKV_INLINE

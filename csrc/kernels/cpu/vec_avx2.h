@@ -14,6 +14,7 @@ struct Vec {
     static constexpr int W = 8;
     // Register tiles of the attention micro-kernels (rows x columns); see attend_impl.h.
     template <int R> static constexpr int qk_cols() { return R >= 4 ? 2 : R >= 2 ? 8 / R : 8; }
+    static constexpr int qkt_rows = 3;  // rows of the transposed-K tile (all kKvTile positions wide)
     template <int R> static constexpr int pv_cols() { return R >= 4 ? 2 : R == 3 ? 2 : R == 2 ? 4 : 8; }
 
     static reg zero() { return _mm256_setzero_ps(); }

@@ -19,6 +19,7 @@ struct Vec {
     using reg = __m512;
     static constexpr int W = 16;
     template <int R> static constexpr int qk_cols() { return R >= 4 ? 2 : R >= 2 ? 8 / R : 8; }
+    static constexpr int qkt_rows = 6;  // rows of the transposed-K tile (all kKvTile positions wide)
     template <int R> static constexpr int pv_cols() { return R >= 3 ? 4 : 8; }
 
     static reg zero() { return _mm512_setzero_ps(); }

@@ -55,6 +55,11 @@ final class ReplayCommand {
               --json                  one JSON object per request, then a summary object
               --debug                 stack traces on errors
 
+            Reported per request: prompt tokens, tokens reused from the cache, prompt tokens computed,
+            tokens generated, and the time to first token (ttft), from the request's admission (its
+            sequence created) to its first generated token. Requests that share a prefix with one
+            joining in the same step wait one step to reuse it (counted as deferrals in --json).
+
             Exit status: 0 ok, 1 runtime failure, 2 bad usage or input, 3 verification failed.
             """;
 

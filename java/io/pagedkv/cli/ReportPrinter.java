@@ -44,13 +44,14 @@ final class ReportPrinter {
         int idWidth = "request".length();
         for (RequestResult r : run.requests()) idWidth = Math.max(idWidth, r.request().id().length());
         idWidth = Math.min(idWidth, 32);
-        String header = "%-" + idWidth + "s  %7s  %7s  %8s  %9s  %8s%n";
-        out.printf(header, "request", "prompt", "reused", "computed", "generated", "ttft ms");
+        String header = "%-" + idWidth + "s  %7s  %7s  %5s  %8s  %9s  %8s%n";
+        out.printf(header, "request", "prompt", "reused", "", "computed", "generated", "ttft ms");
         for (RequestResult r : run.requests()) {
             String id = r.request().id();
             if (id.length() > idWidth) id = id.substring(0, idWidth - 1) + "~";
-            out.printf(Locale.ROOT, "%-" + idWidth + "s  %7d  %7d  %8d  %9d  %8.1f%n", id, r.promptTokens(),
-                    r.cachedTokens(), r.computedTokens(), r.generated().length, r.ttftNanos() / 1e6);
+            out.printf(Locale.ROOT, "%-" + idWidth + "s  %7d  %7d  %5s  %8d  %9d  %8.1f%n", id, r.promptTokens(),
+                    r.cachedTokens(), String.format(Locale.ROOT, "%.0f%%", 100.0 * r.cachedTokens() / r.promptTokens()),
+                    r.computedTokens(), r.generated().length, r.ttftNanos() / 1e6);
         }
     }
 

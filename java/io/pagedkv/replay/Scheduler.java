@@ -50,6 +50,7 @@ public final class Scheduler {
     private final boolean recordLogits;
     private final Progress progress;
 
+    private boolean reservePages = true;
     private final Deque<Slot> pending = new ArrayDeque<>();
     private final List<Slot> active = new ArrayList<>();
     private int pageSize;
@@ -78,6 +79,15 @@ public final class Scheduler {
         this.maxBatch = maxBatch;
         this.recordLogits = recordLogits;
         this.progress = progress;
+    }
+
+    /**
+     * Admits requests whenever their prompt fits now, without reserving pages for their output
+     * (as vLLM does), so decode steps may run out of pages and preempt. For tests of preemption.
+     */
+    Scheduler optimisticAdmission() {
+        reservePages = false;
+        return this;
     }
 
     /** The state of one request while it runs. */
@@ -155,7 +165,7 @@ public final class Scheduler {
             Slot s = pending.peekFirst();
             boolean alone = active.isEmpty() && joined.isEmpty();
             long need = pagesFor(s.request);
-            if (!alone && reserved + need > pagesTotal) break;
+            if (!alone && reservePages && reserved + need > pagesTotal) break;
             try {
                 s.seq = cache.createSequence(s.request.prompt(), s.request.salt());
             } catch (OutOfPagesException e) {

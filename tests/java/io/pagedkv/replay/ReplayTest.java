@@ -167,6 +167,32 @@ class ReplayTest {
     }
 
     @Test
+    void runningOutOfPagesPreemptsAndRecomputes() {
+        List<Request> requests = new ArrayList<>();
+        SplitMix64 rng = new SplitMix64(77);
+        int[] shared = randomTokens(rng, 40);
+        for (int i = 0; i < 4; i++) {
+            int[] prompt = new int[60];
+            System.arraycopy(shared, 0, prompt, 0, 40);
+            System.arraycopy(randomTokens(rng, 20), 0, prompt, 40, 20);
+            requests.add(new Request("p" + i, i + 1, prompt, 40, ""));
+        }
+        // Each request needs 7 pages of 16 at the end; 12 pages hold two at most.
+        CacheOptions tight = new CacheOptions(16, 12, KvDtype.F32, Device.cpu());
+        RunResult preempting;
+        try (PagedKvCache cache = tight.build(CFG, true)) {
+            preempting = new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, CFG.vocab()), 4, true, null)
+                    .optimisticAdmission().run(requests);
+        }
+        assertTrue(preempting.preemptions() > 0, "4 requests admitted into room for 2 must preempt");
+        for (RequestResult r : preempting.requests()) assertEquals(40, r.generated().length);
+        try (PagedKvCache scratch = tight.build(CFG, false)) {
+            Verifier.Result v = Verifier.verify(MODEL, scratch, preempting.requests(), 1e-3, null);
+            assertTrue(v.ok(), "max diff " + v.maxAbsDiff());
+        }
+    }
+
+    @Test
     void verifyCatchesLogitsThatDiffer() {
         List<Request> requests = List.of(new Request("a", 1, Tokenizer.encode("hello world"), 3, ""));
         CacheOptions options = CacheOptions.defaults(16, KvDtype.F32, Device.cpu());
