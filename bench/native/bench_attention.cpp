@@ -45,7 +45,7 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 // Best (minimum) seconds of `run` over repetitions filling ~min_seconds (at least 5): on a shared
 // machine the minimum is the least disturbed run, for the kernels and the memcpy bound alike.
 template <class Run>
-double time_best(Run&& run, double min_seconds = 0.5) {
+double time_best(Run&& run, double min_seconds = 1.0) {
     run(0);  // warm up: page faults, thread pool
     double best = 1e30;
     const double start = now();
@@ -246,7 +246,8 @@ void cascade_table(int32_t threads, const Bounds& bound) {
         Pool pool(PAGEDKV_DTYPE_BF16, shared_pages + int64_t(kSeqs) * kOwn / kPageSize + kSeqs);
         std::mt19937 rng(9);
         int64_t next = 0;
-        Batch batch(std::vector<int32_t>(kSeqs, prefix + kOwn), std::vector<int32_t>(kSeqs, 1), shared_pages, next, rng);
+        const std::vector<int32_t> kv_lens(kSeqs, prefix + kOwn), qo_lens(kSeqs, 1);
+        Batch batch(kv_lens, qo_lens, shared_pages, next, rng);
         std::vector<float> q(size_t(kSeqs) * kQoHeads * kHeadDim, 0.5f), out(q.size()), lse(size_t(kSeqs) * kQoHeads);
         const BatchArrays arrays = batch.arrays();
         const double decode = time_best([&](int) {

@@ -69,8 +69,8 @@ void check_attention(KernelCall& call, const void* q, const void* out) {
     PAGEDKV_REQUIRE(is_valid_dtype(options.out_dtype), PAGEDKV_ERR_INVALID_ARGUMENT, "params->out_dtype ",
                     options.out_dtype, " is not a pagedkv_dtype");
     if (!call.cuda)
-        PAGEDKV_REQUIRE(head_dim % 8 == 0, PAGEDKV_ERR_UNSUPPORTED, "the CPU attention kernels need a head_dim that is ",
-                        "a multiple of 8; this cache has ", head_dim);
+        PAGEDKV_REQUIRE(head_dim % 8 == 0, PAGEDKV_ERR_UNSUPPORTED,
+                        "the CPU attention kernels need a head_dim that is a multiple of 8; this cache has ", head_dim);
     const kernels::BatchArrays& host = call.batch.host_arrays();
     for (int32_t seq = 0; seq < host.num_seqs; ++seq) {
         const int32_t qo_len = host.qo_indptr[seq + 1] - host.qo_indptr[seq];
@@ -128,7 +128,8 @@ int32_t pagedkv_decode_attention(pagedkv_cache* cache, const pagedkv_batch* batc
                             "sequence; batch sequence ", seq, " (seq id ", call.batch.members()[size_t(seq)].seq_id,
                             ") has ", qo_len, " (use pagedkv_prefill_attention)");
         }
-        pagedkv::capi::run_attention(call, kernels::cpu::decode_attention, kernels::cuda::decode_attention, q, out, lse);
+        pagedkv::capi::run_attention(call, kernels::cpu::decode_attention, kernels::cuda::decode_attention, q, out,
+                                     lse);
     });
 }
 
@@ -167,9 +168,10 @@ int32_t pagedkv_copy_pages(pagedkv_cache* cache, const int32_t* src_pages, const
             PAGEDKV_REQUIRE(dst_pages[i] >= 0 && dst_pages[i] < pool_pages, PAGEDKV_ERR_NOT_FOUND, "dst_pages[", i,
                             "] = ", dst_pages[i], " is not a page of this cache [0, ", pool_pages, ")");
         }
+        void* pool = impl.pool_base();
         if (impl.device_type() == PAGEDKV_DEVICE_CUDA)
-            kernels::cuda::copy_pages(impl.pool_base(), impl.page_bytes(), src_pages, dst_pages, num_pages, cuda_stream);
-        else kernels::cpu::copy_pages(impl.pool_base(), impl.page_bytes(), src_pages, dst_pages, num_pages);
+            kernels::cuda::copy_pages(pool, impl.page_bytes(), src_pages, dst_pages, num_pages, cuda_stream);
+        else kernels::cpu::copy_pages(pool, impl.page_bytes(), src_pages, dst_pages, num_pages);
     });
 }
 

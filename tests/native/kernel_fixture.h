@@ -51,7 +51,8 @@ struct Tensor {
     std::vector<uint8_t> bytes;
 
     Tensor() = default;
-    Tensor(int32_t dtype_, int64_t size_) : dtype(dtype_), size(size_), bytes(size_t(size_ * pagedkv::dtype_bytes(dtype_))) {}
+    Tensor(int32_t dtype_, int64_t size_)
+        : dtype(dtype_), size(size_), bytes(size_t(size_ * pagedkv::dtype_bytes(dtype_))) {}
     void* data() { return bytes.data(); }
     const void* data() const { return bytes.data(); }
     float get(int64_t i) const { return pagedkv::load_as_float(bytes.data(), i, dtype); }
@@ -176,7 +177,8 @@ inline bool close(const std::string& what, const Tensor& got, const Tensor& want
     double worst_excess = 0.0;
     for (int64_t i = 0; i < want.size; ++i) {
         const double a = got.get(i), b = want.get(i);
-        const double excess = std::isnan(a) || std::isnan(b) ? INFINITY : std::fabs(a - b) - tolerance * (1.0 + std::fabs(b));
+        const double excess =
+            std::isnan(a) || std::isnan(b) ? INFINITY : std::fabs(a - b) - tolerance * (1.0 + std::fabs(b));
         if (excess > worst_excess) {
             worst_excess = excess;
             worst = i;

@@ -311,8 +311,8 @@ TEST(cascade_split_prefix_and_half_output) {
             for (int32_t split : {-1, 0, 96}) {
                 problem.c.kv_split_size = split;
                 const Outputs got = problem.run(cpu::cascade_attention);
-                CHECK(same(describe("cascade", isa, problem.pool.shape, 8, problem.batch, " split=" + std::to_string(split)),
-                           got, want, out_dtype));
+                const std::string extra = " split=" + std::to_string(split);
+                CHECK(same(describe("cascade", isa, problem.pool.shape, 8, problem.batch, extra), got, want, out_dtype));
             }
         });
     }
@@ -342,6 +342,19 @@ TEST(cascade_without_shared_pages_or_single_sequence) {
     c.kv_lens = {90};
     c.qo_lens = {7};
     c.shared_pages = 5;  // ignored: one sequence
+    check_against_reference("cascade", cpu::cascade_attention, c);
+}
+
+// A sequence with nothing to compute (qo_len 0) sits in the batch without output rows.
+TEST(attention_sequence_without_queries) {
+    Case c;
+    c.shape = PoolShape{2, 2, 64, 16, 0, PAGEDKV_DTYPE_BF16};
+    c.num_qo_heads = 8;
+    c.kv_lens = {40, 33, 20};
+    c.qo_lens = {5, 0, 3};
+    check_against_reference("prefill", cpu::prefill_attention, c);
+    check_against_reference("cascade", cpu::cascade_attention, c);
+    c.shared_pages = 1;  // all three share their first page; queries start at 35 and 17
     check_against_reference("cascade", cpu::cascade_attention, c);
 }
 

@@ -7,6 +7,7 @@
 
 #include "capi/handles.h"
 #include "kernel_fixture.h"
+#include "test_cache_util.h"
 #include "pagedkv.h"
 
 using namespace fixture;
@@ -16,25 +17,23 @@ namespace {
 
 constexpr int32_t kLayers = 2, kKvHeads = 2, kHeadDim = 64, kPageSize = 16, kQoHeads = 8;
 
-struct CacheHandle {
-    pagedkv_cache* cache = nullptr;
-    explicit CacheHandle(int32_t kv_dtype, int32_t head_dim = kHeadDim, int32_t num_pages = 64) {
-        pagedkv_cache_config config{};
-        config.struct_size = sizeof config;
-        config.num_layers = kLayers;
-        config.num_kv_heads = kKvHeads;
-        config.head_dim = head_dim;
-        config.page_size = kPageSize;
-        config.num_pages = num_pages;
-        config.kv_dtype = kv_dtype;
-        config.device_type = PAGEDKV_DEVICE_CPU;
-        if (pagedkv_cache_create(&config, &cache) != PAGEDKV_OK) std::fprintf(stderr, "%s\n", pagedkv_last_error());
-    }
-    ~CacheHandle() { pagedkv_cache_destroy(cache); }
+pagedkv_cache_config kernel_config(int32_t kv_dtype, int32_t head_dim, int32_t num_pages) {
+    pagedkv_cache_config config = cache_test::make_config(kPageSize, num_pages);
+    config.num_layers = kLayers;
+    config.num_kv_heads = kKvHeads;
+    config.head_dim = head_dim;
+    config.kv_dtype = kv_dtype;
+    return config;
+}
+
+// A CPU cache shaped for attention, with a view of its pool.
+struct CacheHandle : cache_test::Cache {
+    explicit CacheHandle(int32_t kv_dtype, int32_t head_dim = kHeadDim, int32_t num_pages = 64)
+        : Cache(kernel_config(kv_dtype, head_dim, num_pages)) {}
     pagedkv_cache_layout layout() const {
         pagedkv_cache_layout layout{};
         layout.struct_size = sizeof layout;
-        pagedkv_cache_get_layout(cache, &layout);
+        pagedkv_cache_get_layout(handle, &layout);
         return layout;
     }
     // The whole pool, for checking that nothing was written.
@@ -43,12 +42,11 @@ struct CacheHandle {
         const uint8_t* base = static_cast<const uint8_t*>(l.pool_base);
         return std::vector<uint8_t>(base, base + l.pool_bytes);
     }
+    // A sequence of `length` consecutive token ids from first_token.
     int64_t sequence(int32_t first_token, int32_t length) {
         std::vector<int32_t> prompt(static_cast<size_t>(length));
-        for (int32_t i = 0; i < length; ++i) prompt[size_t(i)] = first_token + i;
-        int64_t id = 0;
-        CHECK_EQ(pagedkv_sequence_create(cache, prompt.data(), length, nullptr, 0, &id, nullptr), PAGEDKV_OK);
-        return id;
+        std::iota(prompt.begin(), prompt.end(), first_token);
+        return cache_test::create(handle, prompt);
     }
 };
 
@@ -83,7 +81,7 @@ void write_random_kv(CacheHandle& c, BatchHandle& b, std::mt19937& rng) {
     v.fill_random(rng, 1.0f);
     const pagedkv_attention_params p = params();
     for (int32_t layer = 0; layer < kLayers; ++layer)
-        CHECK_EQ(pagedkv_write_kv(c.cache, b.batch, layer, k.data(), v.data(), PAGEDKV_DTYPE_F32, &p), PAGEDKV_OK);
+        CHECK_EQ(pagedkv_write_kv(c.handle, b.batch, layer, k.data(), v.data(), PAGEDKV_DTYPE_F32, &p), PAGEDKV_OK);
 }
 
 struct Result {
@@ -103,7 +101,7 @@ using CAttention = int32_t (*)(pagedkv_cache*, const pagedkv_batch*, int32_t, co
 Result run(CAttention fn, CacheHandle& c, BatchHandle& b, const Tensor& q, int32_t layer = 1) {
     Result r = poisoned(b.info().num_qo_tokens * kQoHeads);
     const pagedkv_attention_params p = params();
-    const int32_t status = fn(c.cache, b.batch, layer, &p, q.data(), r.out.data(), static_cast<float*>(r.lse.data()));
+    const int32_t status = fn(c.handle, b.batch, layer, &p, q.data(), r.out.data(), static_cast<float*>(r.lse.data()));
     CHECK_EQ(status, PAGEDKV_OK);
     if (status != PAGEDKV_OK) std::fprintf(stderr, "  %s\n", pagedkv_last_error());
     return r;
@@ -113,7 +111,7 @@ Result run_reference(CacheHandle& c, BatchHandle& b, const Tensor& q, int32_t la
     Result r = poisoned(b.info().num_qo_tokens * kQoHeads);
     const pagedkv::kernels::AttentionOptions options{kQoHeads, 1.0f / std::sqrt(float(kHeadDim)), PAGEDKV_DTYPE_F32,
                                                      PAGEDKV_DTYPE_F32, 0, 0, nullptr};
-    reference::attention(pagedkv::capi::checked(c.cache).layer(layer), pagedkv::capi::checked(b.batch).host_arrays(),
+    reference::attention(pagedkv::capi::checked(c.handle).layer(layer), pagedkv::capi::checked(b.batch).host_arrays(),
                          options, q.data(), r.out.data(), static_cast<float*>(r.lse.data()));
     return r;
 }
@@ -146,9 +144,9 @@ Tensor random_q(std::mt19937& rng, int64_t tokens) {
 TEST(c_write_kv_follows_the_header_layout) {
     for (int32_t dtype : {PAGEDKV_DTYPE_F32, PAGEDKV_DTYPE_F16, PAGEDKV_DTYPE_BF16}) {
         CacheHandle c(dtype);
-        REQUIRE(c.cache != nullptr);
+        REQUIRE(c.handle != nullptr);
         const int64_t a = c.sequence(100, 37), b = c.sequence(500, 5);
-        BatchHandle batch(c.cache, {a, b});
+        BatchHandle batch(c.handle, {a, b});
         const pagedkv_batch_info info = batch.info();
         std::mt19937 rng(11);
         const int64_t values = info.num_qo_tokens * kKvHeads * kHeadDim;
@@ -156,7 +154,7 @@ TEST(c_write_kv_follows_the_header_layout) {
         k.fill_random(rng, 3.0f);
         v.fill_random(rng, 3.0f);
         const pagedkv_attention_params p = params();
-        REQUIRE(pagedkv_write_kv(c.cache, batch.batch, 1, k.data(), v.data(), PAGEDKV_DTYPE_F32, &p) == PAGEDKV_OK);
+        REQUIRE(pagedkv_write_kv(c.handle, batch.batch, 1, k.data(), v.data(), PAGEDKV_DTYPE_F32, &p) == PAGEDKV_OK);
         const pagedkv_cache_layout l = c.layout();
         int64_t wrong = 0;
         for (int64_t t = 0; t < info.num_qo_tokens; ++t) {
@@ -182,46 +180,44 @@ TEST(c_write_kv_follows_the_header_layout) {
 // share cached prefix pages equals prefill and decode.
 TEST(c_attention_matches_reference_and_cascade_matches_prefill) {
     CacheHandle c(PAGEDKV_DTYPE_BF16, kHeadDim, 128);
-    REQUIRE(c.cache != nullptr);
+    REQUIRE(c.handle != nullptr);
     std::mt19937 rng(12);
     // A first request computes 70 positions; three more share its first 64 (4 full pages).
     const int64_t first = c.sequence(1, 70);
     {
-        BatchHandle b(c.cache, {first});
+        BatchHandle b(c.handle, {first});
         write_random_kv(c, b, rng);
         const Tensor q = random_q(rng, b.info().num_qo_tokens);
         CHECK(matches("prefill", run(pagedkv_prefill_attention, c, b, q), run_reference(c, b, q)));
-        CHECK_EQ(pagedkv_batch_commit(c.cache, b.batch), PAGEDKV_OK);
+        CHECK_EQ(pagedkv_batch_commit(c.handle, b.batch), PAGEDKV_OK);
     }
     std::vector<int64_t> seqs{first};
     for (int32_t s = 0; s < 3; ++s) {
         std::vector<int32_t> prompt;
         for (int32_t i = 0; i < 64; ++i) prompt.push_back(1 + i);
         for (int32_t i = 0; i < 10 + 7 * s; ++i) prompt.push_back(9000 + 100 * s + i);
-        int64_t id = 0, cached = 0;
-        REQUIRE(pagedkv_sequence_create(c.cache, prompt.data(), int64_t(prompt.size()), nullptr, 0, &id, &cached) ==
-                PAGEDKV_OK);
+        int64_t cached = 0;
+        seqs.push_back(cache_test::create(c.handle, prompt, &cached));
         CHECK_EQ(cached, int64_t(64));
-        seqs.push_back(id);
     }
     // Extend: the new sequences compute their own tokens; `first` has nothing to compute.
     {
-        BatchHandle b(c.cache, {seqs[1], seqs[2], seqs[3]});
+        BatchHandle b(c.handle, {seqs[1], seqs[2], seqs[3]});
         CHECK_EQ(b.info().shared_prefix_pages, 4);
         write_random_kv(c, b, rng);
         const Tensor q = random_q(rng, b.info().num_qo_tokens);
         const Result want = run_reference(c, b, q);
         CHECK(matches("extend prefill", run(pagedkv_prefill_attention, c, b, q), want));
         CHECK(matches("extend cascade", run(pagedkv_cascade_attention, c, b, q), want));
-        CHECK_EQ(pagedkv_batch_commit(c.cache, b.batch), PAGEDKV_OK);
+        CHECK_EQ(pagedkv_batch_commit(c.handle, b.batch), PAGEDKV_OK);
     }
     // Two decode steps for all four.
     for (int32_t step = 0; step < 2; ++step) {
         for (int64_t id : seqs) {
             const int32_t token = 20000 + step;
-            REQUIRE(pagedkv_sequence_append(c.cache, id, &token, 1) == PAGEDKV_OK);
+            REQUIRE(pagedkv_sequence_append(c.handle, id, &token, 1) == PAGEDKV_OK);
         }
-        BatchHandle b(c.cache, seqs);
+        BatchHandle b(c.handle, seqs);
         CHECK_EQ(b.info().shared_prefix_pages, 4);
         write_random_kv(c, b, rng);
         const Tensor q = random_q(rng, b.info().num_qo_tokens);
@@ -229,74 +225,75 @@ TEST(c_attention_matches_reference_and_cascade_matches_prefill) {
         CHECK(matches("decode", run(pagedkv_decode_attention, c, b, q), want));
         CHECK(matches("decode cascade", run(pagedkv_cascade_attention, c, b, q), want));
         CHECK(matches("decode as prefill", run(pagedkv_prefill_attention, c, b, q), want));
-        CHECK_EQ(pagedkv_batch_commit(c.cache, b.batch), PAGEDKV_OK);
+        CHECK_EQ(pagedkv_batch_commit(c.handle, b.batch), PAGEDKV_OK);
     }
 }
 
+// The arguments of one attention call, valid until a case changes one of them.
+struct AttentionCall {
+    CAttention fn;
+    pagedkv_cache* cache;
+    const pagedkv_batch* batch;
+    int32_t layer;
+    pagedkv_attention_params params;
+    const pagedkv_attention_params* params_pointer;  // &params unless a case nulls it
+    const void* q;
+    bool null_out;
+
+    int32_t run(Result& r) const {
+        return fn(cache, batch, layer, params_pointer, q, null_out ? nullptr : r.out.data(),
+                  static_cast<float*>(r.lse.data()));
+    }
+};
+
 TEST(c_attention_rejects_bad_arguments_and_writes_nothing) {
     CacheHandle c(PAGEDKV_DTYPE_F16), other(PAGEDKV_DTYPE_F16);
-    REQUIRE(c.cache != nullptr && other.cache != nullptr);
+    REQUIRE(c.handle != nullptr && other.handle != nullptr);
     std::mt19937 rng(13);
     const int64_t prompt_seq = c.sequence(1, 5), one = c.sequence(100, 1);
-    BatchHandle prompt_batch(c.cache, {one, prompt_seq});  // qo lens 1 and 5
-    BatchHandle foreign(other.cache, {other.sequence(1, 3)});
+    BatchHandle prompt_batch(c.handle, {one, prompt_seq});  // qo lens 1 and 5
+    BatchHandle foreign(other.handle, {other.sequence(1, 3)});
     const Tensor q = random_q(rng, prompt_batch.info().num_qo_tokens);
-    const int64_t rows = prompt_batch.info().num_qo_tokens * kQoHeads;
 
     struct Bad {
         const char* what;
         int32_t status;
-        const char* mention;
-        std::function<int32_t(pagedkv_attention_params&, Result&)> call;
-    };
-    auto prefill = [&](pagedkv_cache* cache, const pagedkv_batch* batch, int32_t layer, const pagedkv_attention_params* p,
-                      const void* qp, void* out, float* lse) {
-        return pagedkv_prefill_attention(cache, batch, layer, p, qp, out, lse);
+        const char* mention;  // in pagedkv_last_error()
+        std::function<void(AttentionCall&)> change;
     };
     const std::vector<Bad> cases = {
-        {"layer -1", PAGEDKV_ERR_INVALID_ARGUMENT, "layer",
-         [&](auto& p, Result& r) { return prefill(c.cache, prompt_batch.batch, -1, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
-        {"layer == num_layers", PAGEDKV_ERR_INVALID_ARGUMENT, "layer",
-         [&](auto& p, Result& r) { return prefill(c.cache, prompt_batch.batch, kLayers, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
-        {"null q", PAGEDKV_ERR_INVALID_ARGUMENT, "q must not be null",
-         [&](auto& p, Result& r) { return prefill(c.cache, prompt_batch.batch, 0, &p, nullptr, r.out.data(), (float*)r.lse.data()); }},
-        {"null out", PAGEDKV_ERR_INVALID_ARGUMENT, "out must not be null",
-         [&](auto& p, Result& r) { return prefill(c.cache, prompt_batch.batch, 0, &p, q.data(), nullptr, (float*)r.lse.data()); }},
-        {"null params", PAGEDKV_ERR_INVALID_ARGUMENT, "params",
-         [&](auto&, Result& r) { return prefill(c.cache, prompt_batch.batch, 0, nullptr, q.data(), r.out.data(), (float*)r.lse.data()); }},
-        {"null cache", PAGEDKV_ERR_INVALID_ARGUMENT, "cache",
-         [&](auto& p, Result& r) { return prefill(nullptr, prompt_batch.batch, 0, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
-        {"null batch", PAGEDKV_ERR_INVALID_ARGUMENT, "batch",
-         [&](auto& p, Result& r) { return prefill(c.cache, nullptr, 0, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
-        {"struct_size 0", PAGEDKV_ERR_INVALID_ARGUMENT, "struct_size",
-         [&](auto& p, Result& r) { p.struct_size = 0; return prefill(c.cache, prompt_batch.batch, 0, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
-        {"struct_size 8", PAGEDKV_ERR_INVALID_ARGUMENT, "struct_size",
-         [&](auto& p, Result& r) { p.struct_size = 8; return prefill(c.cache, prompt_batch.batch, 0, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
-        {"num_qo_heads 3 with 2 kv heads", PAGEDKV_ERR_INVALID_ARGUMENT, "num_qo_heads",
-         [&](auto& p, Result& r) { p.num_qo_heads = 3; return prefill(c.cache, prompt_batch.batch, 0, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
-        {"num_qo_heads 0", PAGEDKV_ERR_INVALID_ARGUMENT, "num_qo_heads",
-         [&](auto& p, Result& r) { p.num_qo_heads = 0; return prefill(c.cache, prompt_batch.batch, 0, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
-        {"sm_scale NaN", PAGEDKV_ERR_INVALID_ARGUMENT, "sm_scale",
-         [&](auto& p, Result& r) { p.sm_scale = NAN; return prefill(c.cache, prompt_batch.batch, 0, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
-        {"q_dtype 9", PAGEDKV_ERR_INVALID_ARGUMENT, "q_dtype",
-         [&](auto& p, Result& r) { p.q_dtype = 9; return prefill(c.cache, prompt_batch.batch, 0, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
-        {"out_dtype -1", PAGEDKV_ERR_INVALID_ARGUMENT, "out_dtype",
-         [&](auto& p, Result& r) { p.out_dtype = -1; return prefill(c.cache, prompt_batch.batch, 0, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
-        {"num_threads -1", PAGEDKV_ERR_INVALID_ARGUMENT, "num_threads",
-         [&](auto& p, Result& r) { p.num_threads = -1; return prefill(c.cache, prompt_batch.batch, 0, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
+        {"layer -1", PAGEDKV_ERR_INVALID_ARGUMENT, "layer", [](auto& a) { a.layer = -1; }},
+        {"layer == num_layers", PAGEDKV_ERR_INVALID_ARGUMENT, "layer", [](auto& a) { a.layer = kLayers; }},
+        {"null q", PAGEDKV_ERR_INVALID_ARGUMENT, "q must not be null", [](auto& a) { a.q = nullptr; }},
+        {"null out", PAGEDKV_ERR_INVALID_ARGUMENT, "out must not be null", [](auto& a) { a.null_out = true; }},
+        {"null params", PAGEDKV_ERR_INVALID_ARGUMENT, "params", [](auto& a) { a.params_pointer = nullptr; }},
+        {"null cache", PAGEDKV_ERR_INVALID_ARGUMENT, "cache", [](auto& a) { a.cache = nullptr; }},
+        {"null batch", PAGEDKV_ERR_INVALID_ARGUMENT, "batch", [](auto& a) { a.batch = nullptr; }},
+        {"struct_size 0", PAGEDKV_ERR_INVALID_ARGUMENT, "struct_size", [](auto& a) { a.params.struct_size = 0; }},
+        {"struct_size 8", PAGEDKV_ERR_INVALID_ARGUMENT, "struct_size", [](auto& a) { a.params.struct_size = 8; }},
+        {"num_qo_heads 3, 2 kv heads", PAGEDKV_ERR_INVALID_ARGUMENT, "num_qo_heads",
+         [](auto& a) { a.params.num_qo_heads = 3; }},
+        {"num_qo_heads 0", PAGEDKV_ERR_INVALID_ARGUMENT, "num_qo_heads", [](auto& a) { a.params.num_qo_heads = 0; }},
+        {"sm_scale NaN", PAGEDKV_ERR_INVALID_ARGUMENT, "sm_scale", [](auto& a) { a.params.sm_scale = NAN; }},
+        {"q_dtype 9", PAGEDKV_ERR_INVALID_ARGUMENT, "q_dtype", [](auto& a) { a.params.q_dtype = 9; }},
+        {"out_dtype -1", PAGEDKV_ERR_INVALID_ARGUMENT, "out_dtype", [](auto& a) { a.params.out_dtype = -1; }},
+        {"num_threads -1", PAGEDKV_ERR_INVALID_ARGUMENT, "num_threads", [](auto& a) { a.params.num_threads = -1; }},
         {"kv_split_size -2", PAGEDKV_ERR_INVALID_ARGUMENT, "kv_split_size",
-         [&](auto& p, Result& r) { p.kv_split_size = -2; return prefill(c.cache, prompt_batch.batch, 0, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
+         [](auto& a) { a.params.kv_split_size = -2; }},
         {"batch of another cache", PAGEDKV_ERR_INVALID_ARGUMENT, "another cache",
-         [&](auto& p, Result& r) { return prefill(c.cache, foreign.batch, 0, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
+         [&](auto& a) { a.batch = foreign.batch; }},
         {"decode with qo_len 5", PAGEDKV_ERR_INVALID_ARGUMENT, "batch sequence 1",
-         [&](auto& p, Result& r) { return pagedkv_decode_attention(c.cache, prompt_batch.batch, 0, &p, q.data(), r.out.data(), (float*)r.lse.data()); }},
+         [](auto& a) { a.fn = pagedkv_decode_attention; }},
         {"cascade with null q", PAGEDKV_ERR_INVALID_ARGUMENT, "q must not be null",
-         [&](auto& p, Result& r) { return pagedkv_cascade_attention(c.cache, prompt_batch.batch, 0, &p, nullptr, r.out.data(), (float*)r.lse.data()); }},
+         [](auto& a) { a.fn = pagedkv_cascade_attention, a.q = nullptr; }},
     };
     for (const Bad& bad : cases) {
-        pagedkv_attention_params p = params();
-        Result r = poisoned(rows);
-        const int32_t status = bad.call(p, r);
+        AttentionCall call{pagedkv_prefill_attention, c.handle, prompt_batch.batch, 0, params(), nullptr, q.data(),
+                           false};
+        call.params_pointer = &call.params;
+        bad.change(call);
+        Result r = poisoned(prompt_batch.info().num_qo_tokens * kQoHeads);
+        const int32_t status = call.run(r);
         if (status != bad.status || !error_mentions(bad.mention) || !still_poisoned(r)) {
             std::fprintf(stderr, "  case '%s': status %d (want %d), message '%s', output untouched %d\n", bad.what,
                          status, bad.status, pagedkv_last_error(), int(still_poisoned(r)));
@@ -307,55 +304,55 @@ TEST(c_attention_rejects_bad_arguments_and_writes_nothing) {
 
 TEST(c_write_kv_rejects_bad_arguments_and_writes_nothing) {
     CacheHandle c(PAGEDKV_DTYPE_BF16), other(PAGEDKV_DTYPE_BF16);
-    REQUIRE(c.cache != nullptr && other.cache != nullptr);
-    BatchHandle batch(c.cache, {c.sequence(1, 20)});
-    BatchHandle foreign(other.cache, {other.sequence(1, 20)});
+    REQUIRE(c.handle != nullptr && other.handle != nullptr);
+    BatchHandle batch(c.handle, {c.sequence(1, 20)});
+    BatchHandle foreign(other.handle, {other.sequence(1, 20)});
     std::mt19937 rng(14);
     Tensor k(PAGEDKV_DTYPE_F32, 20 * kKvHeads * kHeadDim), v(PAGEDKV_DTYPE_F32, 20 * kKvHeads * kHeadDim);
     k.fill_random(rng, 1.0f);
     v.fill_random(rng, 1.0f);
     const std::vector<uint8_t> before = c.pool_bytes();
     pagedkv_attention_params p = params();
-    CHECK_EQ(pagedkv_write_kv(c.cache, batch.batch, 2, k.data(), v.data(), PAGEDKV_DTYPE_F32, &p),
+    CHECK_EQ(pagedkv_write_kv(c.handle, batch.batch, 2, k.data(), v.data(), PAGEDKV_DTYPE_F32, &p),
              PAGEDKV_ERR_INVALID_ARGUMENT);
-    CHECK_EQ(pagedkv_write_kv(c.cache, batch.batch, 0, nullptr, v.data(), PAGEDKV_DTYPE_F32, &p),
+    CHECK_EQ(pagedkv_write_kv(c.handle, batch.batch, 0, nullptr, v.data(), PAGEDKV_DTYPE_F32, &p),
              PAGEDKV_ERR_INVALID_ARGUMENT);
-    CHECK_EQ(pagedkv_write_kv(c.cache, batch.batch, 0, k.data(), nullptr, PAGEDKV_DTYPE_F32, &p),
+    CHECK_EQ(pagedkv_write_kv(c.handle, batch.batch, 0, k.data(), nullptr, PAGEDKV_DTYPE_F32, &p),
              PAGEDKV_ERR_INVALID_ARGUMENT);
-    CHECK_EQ(pagedkv_write_kv(c.cache, batch.batch, 0, k.data(), v.data(), PAGEDKV_DTYPE_F16, &p),
+    CHECK_EQ(pagedkv_write_kv(c.handle, batch.batch, 0, k.data(), v.data(), PAGEDKV_DTYPE_F16, &p),
              PAGEDKV_ERR_INVALID_ARGUMENT);
     CHECK(error_mentions("src_dtype"));
-    CHECK_EQ(pagedkv_write_kv(c.cache, foreign.batch, 0, k.data(), v.data(), PAGEDKV_DTYPE_F32, &p),
+    CHECK_EQ(pagedkv_write_kv(c.handle, foreign.batch, 0, k.data(), v.data(), PAGEDKV_DTYPE_F32, &p),
              PAGEDKV_ERR_INVALID_ARGUMENT);
-    CHECK_EQ(pagedkv_write_kv(c.cache, batch.batch, 0, k.data(), v.data(), PAGEDKV_DTYPE_F32, nullptr),
+    CHECK_EQ(pagedkv_write_kv(c.handle, batch.batch, 0, k.data(), v.data(), PAGEDKV_DTYPE_F32, nullptr),
              PAGEDKV_ERR_INVALID_ARGUMENT);
     p.struct_size = 4;
-    CHECK_EQ(pagedkv_write_kv(c.cache, batch.batch, 0, k.data(), v.data(), PAGEDKV_DTYPE_F32, &p),
+    CHECK_EQ(pagedkv_write_kv(c.handle, batch.batch, 0, k.data(), v.data(), PAGEDKV_DTYPE_F32, &p),
              PAGEDKV_ERR_INVALID_ARGUMENT);
     CHECK(c.pool_bytes() == before);
     p = params();
-    CHECK_EQ(pagedkv_write_kv(c.cache, batch.batch, 0, k.data(), v.data(), PAGEDKV_DTYPE_F32, &p), PAGEDKV_OK);
+    CHECK_EQ(pagedkv_write_kv(c.handle, batch.batch, 0, k.data(), v.data(), PAGEDKV_DTYPE_F32, &p), PAGEDKV_OK);
     CHECK(c.pool_bytes() != before);
 }
 
 TEST(c_attention_head_dim_not_multiple_of_8_is_unsupported_on_cpu) {
     CacheHandle c(PAGEDKV_DTYPE_F32, 12);
-    REQUIRE(c.cache != nullptr);
-    BatchHandle batch(c.cache, {c.sequence(1, 3)});
+    REQUIRE(c.handle != nullptr);
+    BatchHandle batch(c.handle, {c.sequence(1, 3)});
     std::vector<float> q(3 * kQoHeads * 12, 1.0f), out(q.size(), NAN);
     const pagedkv_attention_params p = params();
-    CHECK_EQ(pagedkv_prefill_attention(c.cache, batch.batch, 0, &p, q.data(), out.data(), nullptr),
+    CHECK_EQ(pagedkv_prefill_attention(c.handle, batch.batch, 0, &p, q.data(), out.data(), nullptr),
              PAGEDKV_ERR_UNSUPPORTED);
     CHECK(error_mentions("multiple of 8"));
     CHECK(std::isnan(out[0]));
     // write_kv has no such limit.
     std::vector<float> kv(3 * kKvHeads * 12, 0.5f);
-    CHECK_EQ(pagedkv_write_kv(c.cache, batch.batch, 0, kv.data(), kv.data(), PAGEDKV_DTYPE_F32, &p), PAGEDKV_OK);
+    CHECK_EQ(pagedkv_write_kv(c.handle, batch.batch, 0, kv.data(), kv.data(), PAGEDKV_DTYPE_F32, &p), PAGEDKV_OK);
 }
 
 TEST(c_copy_pages) {
     CacheHandle c(PAGEDKV_DTYPE_BF16);
-    REQUIRE(c.cache != nullptr);
+    REQUIRE(c.handle != nullptr);
     const pagedkv_cache_layout l = c.layout();
     uint8_t* pool = static_cast<uint8_t*>(l.pool_base);
     for (int64_t i = 0; i < l.pool_bytes; ++i) pool[i] = uint8_t(i * 131 + 7);
@@ -365,14 +362,14 @@ TEST(c_copy_pages) {
     std::vector<uint8_t> page7(pool + 7 * l.page_bytes, pool + 8 * l.page_bytes);
     const std::vector<uint8_t> before = c.pool_bytes();
     const int32_t bad_src[] = {3, 64}, bad_dst[] = {-1, 5};
-    CHECK_EQ(pagedkv_copy_pages(c.cache, bad_src, dst, 2, nullptr), PAGEDKV_ERR_NOT_FOUND);
-    CHECK_EQ(pagedkv_copy_pages(c.cache, src, bad_dst, 2, nullptr), PAGEDKV_ERR_NOT_FOUND);
-    CHECK_EQ(pagedkv_copy_pages(c.cache, nullptr, dst, 2, nullptr), PAGEDKV_ERR_INVALID_ARGUMENT);
-    CHECK_EQ(pagedkv_copy_pages(c.cache, src, dst, -1, nullptr), PAGEDKV_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(pagedkv_copy_pages(c.handle, bad_src, dst, 2, nullptr), PAGEDKV_ERR_NOT_FOUND);
+    CHECK_EQ(pagedkv_copy_pages(c.handle, src, bad_dst, 2, nullptr), PAGEDKV_ERR_NOT_FOUND);
+    CHECK_EQ(pagedkv_copy_pages(c.handle, nullptr, dst, 2, nullptr), PAGEDKV_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(pagedkv_copy_pages(c.handle, src, dst, -1, nullptr), PAGEDKV_ERR_INVALID_ARGUMENT);
     CHECK_EQ(pagedkv_copy_pages(nullptr, src, dst, 1, nullptr), PAGEDKV_ERR_INVALID_ARGUMENT);
     CHECK(c.pool_bytes() == before);
-    CHECK_EQ(pagedkv_copy_pages(c.cache, nullptr, nullptr, 0, nullptr), PAGEDKV_OK);
-    REQUIRE(pagedkv_copy_pages(c.cache, src, dst, 3, nullptr) == PAGEDKV_OK);
+    CHECK_EQ(pagedkv_copy_pages(c.handle, nullptr, nullptr, 0, nullptr), PAGEDKV_OK);
+    REQUIRE(pagedkv_copy_pages(c.handle, src, dst, 3, nullptr) == PAGEDKV_OK);
     CHECK(std::memcmp(pool + 20 * l.page_bytes, page3.data(), size_t(l.page_bytes)) == 0);
     CHECK(std::memcmp(pool + 21 * l.page_bytes, page10.data(), size_t(l.page_bytes)) == 0);
     CHECK(std::memcmp(pool + 22 * l.page_bytes, page7.data(), size_t(l.page_bytes)) == 0);
@@ -380,7 +377,7 @@ TEST(c_copy_pages) {
 
 TEST(c_merge_states) {
     CacheHandle c(PAGEDKV_DTYPE_F32);
-    REQUIRE(c.cache != nullptr);
+    REQUIRE(c.handle != nullptr);
     std::mt19937 rng(15);
     const int64_t n = 5;
     const int32_t heads = 3, dim = 16;
@@ -393,17 +390,17 @@ TEST(c_merge_states) {
     Result got{Tensor(PAGEDKV_DTYPE_F32, a.size), Tensor(PAGEDKV_DTYPE_F32, la.size)}, want = got;
     got.out.fill_nan();
     got.lse.fill_nan();
-    CHECK_EQ(pagedkv_merge_states(c.cache, f(a), f(la), f(b), f(lb), -1, heads, dim, (float*)got.out.data(),
+    CHECK_EQ(pagedkv_merge_states(c.handle, f(a), f(la), f(b), f(lb), -1, heads, dim, (float*)got.out.data(),
                                   (float*)got.lse.data(), nullptr),
              PAGEDKV_ERR_INVALID_ARGUMENT);
-    CHECK_EQ(pagedkv_merge_states(c.cache, f(a), f(la), f(b), f(lb), n, 0, dim, (float*)got.out.data(),
+    CHECK_EQ(pagedkv_merge_states(c.handle, f(a), f(la), f(b), f(lb), n, 0, dim, (float*)got.out.data(),
                                   (float*)got.lse.data(), nullptr),
              PAGEDKV_ERR_INVALID_ARGUMENT);
-    CHECK_EQ(pagedkv_merge_states(c.cache, f(a), nullptr, f(b), f(lb), n, heads, dim, (float*)got.out.data(),
+    CHECK_EQ(pagedkv_merge_states(c.handle, f(a), nullptr, f(b), f(lb), n, heads, dim, (float*)got.out.data(),
                                   (float*)got.lse.data(), nullptr),
              PAGEDKV_ERR_INVALID_ARGUMENT);
     CHECK(still_poisoned(got));
-    REQUIRE(pagedkv_merge_states(c.cache, f(a), f(la), f(b), f(lb), n, heads, dim, (float*)got.out.data(),
+    REQUIRE(pagedkv_merge_states(c.handle, f(a), f(la), f(b), f(lb), n, heads, dim, (float*)got.out.data(),
                                  (float*)got.lse.data(), nullptr) == PAGEDKV_OK);
     reference::merge_states(f(a), f(la), f(b), f(lb), n, heads, dim, (float*)want.out.data(), (float*)want.lse.data());
     CHECK(matches("merge_states", got, want));

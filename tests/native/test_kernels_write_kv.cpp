@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernel_fixture.h"
+#include "kernels/cpu/convert.h"
 
 using namespace fixture;
 using pagedkv::kernels::cpu::Isa;
@@ -56,9 +57,9 @@ void check_write(const WriteCase& c, bool with_special_values) {
     for_each_isa([&](Isa isa) {
         got.memory.bytes = initial;
         cpu::write_kv(got.layer(layer), batch.arrays(), k.data(), v.data(), c.src_dtype, c.num_threads);
-        const std::string what = std::string("write_kv[") + cpu::isa_name(isa) + " " + pagedkv::dtype_name(c.src_dtype) +
-                                 "->" + pagedkv::dtype_name(shape.kv_dtype) + " D=" + std::to_string(shape.head_dim) +
-                                 " ps=" + std::to_string(shape.page_size) + "]";
+        const std::string what = std::string("write_kv[") + cpu::isa_name(isa) + " " +
+                                 pagedkv::dtype_name(c.src_dtype) + "->" + pagedkv::dtype_name(shape.kv_dtype) +
+                                 " D=" + std::to_string(shape.head_dim) + " ps=" + std::to_string(shape.page_size) + "]";
         // Whole pool, bit for bit (nothing else touched either).
         const bool same_pool = got.memory.bytes == want.memory.bytes;
         if (!same_pool) std::fprintf(stderr, "  %s: pool differs from the reference\n", what.c_str());
@@ -75,8 +76,10 @@ void check_write(const WriteCase& c, bool with_special_values) {
                         uint8_t expected[4];
                         const int64_t from = (t * shape.num_kv_heads + h) * shape.head_dim + d;
                         const int32_t bytes = pagedkv::dtype_bytes(shape.kv_dtype);
-                        if (c.src_dtype == shape.kv_dtype) std::memcpy(expected, src.bytes.data() + from * bytes, size_t(bytes));
-                        else pagedkv::store_from_float(expected, 0, shape.kv_dtype, src.get(from));
+                        if (c.src_dtype == shape.kv_dtype)
+                            std::memcpy(expected, src.bytes.data() + from * bytes, size_t(bytes));
+                        else
+                            pagedkv::store_from_float(expected, 0, shape.kv_dtype, src.get(from));
                         const int64_t at = got.element(page, layer, kv, h, token, d);
                         misplaced += std::memcmp(got.memory.bytes.data() + at * bytes, expected, size_t(bytes)) != 0;
                     }
@@ -126,6 +129,33 @@ TEST(write_kv_many_tokens_threaded) {
             c.num_threads = threads;
             check_write(c, false);
         }
+}
+
+// The SIMD conversions against common/dtype.h on random bit patterns (every exponent, NaNs,
+// subnormals, infinities), in runs whose lengths leave every tail size.
+TEST(conversions_match_dtype_h_on_random_bits) {
+    std::mt19937 rng(23);
+    const int64_t count = quick() ? 100000 : 1000000;
+    std::vector<float> src(static_cast<size_t>(count));
+    for (auto& x : src) x = pagedkv::bits_to_float(uint32_t(rng()));
+    for_each_isa([&](Isa isa) {
+        const cpu::Converters convert = cpu::converters(isa);
+        std::vector<uint16_t> f16(src.size()), bf16(src.size());
+        for (int64_t at = 0, run = 1; at < count; at += run, run = run % 37 + 1) {
+            const int64_t n = std::min(run, count - at);
+            convert.to_f16(src.data() + at, f16.data() + at, n);
+            convert.to_bf16(src.data() + at, bf16.data() + at, n);
+        }
+        int64_t wrong_f16 = 0, wrong_bf16 = 0;
+        for (int64_t i = 0; i < count; ++i) {
+            wrong_f16 += f16[size_t(i)] != pagedkv::float_to_f16(src[size_t(i)]);
+            wrong_bf16 += bf16[size_t(i)] != pagedkv::float_to_bf16(src[size_t(i)]);
+        }
+        if (wrong_f16 || wrong_bf16)
+            std::fprintf(stderr, "  %s: %lld f16 and %lld bf16 conversions differ from dtype.h\n", cpu::isa_name(isa),
+                         (long long)wrong_f16, (long long)wrong_bf16);
+        CHECK_EQ(wrong_f16 + wrong_bf16, int64_t(0));
+    });
 }
 
 TEST(copy_pages_matches_reference) {

@@ -90,17 +90,24 @@ PAGEDKV_INLINE void locate_tile(const PagedLayer& layer, const KvRange& range, i
     }
 }
 
-// Asks for the cache lines of a tile ahead of its use (page runs defeat the hardware prefetcher
-// at every page, and a 16-token page of one head is a single 4 KiB run).
-template <int32_t kDtype>
-PAGEDKV_INLINE void prefetch_tile(const TileRows& rows, int32_t n, int32_t head_dim) {
-    const int32_t bytes = head_dim * (kDtype == PAGEDKV_DTYPE_F32 ? 4 : 2);
-    for (int32_t t = 0; t < n; ++t)
-        for (int32_t b = 0; b < bytes; b += 64) {
-            __builtin_prefetch(static_cast<const char*>(rows.k[t]) + b, 0, 3);
-            __builtin_prefetch(static_cast<const char*>(rows.v[t]) + b, 0, 3);
-        }
-}
+// The next tile, whose cache lines are requested while this one is computed, spread over the
+// score loop (a burst of requests for a whole tile would overflow the miss buffers): page runs
+// defeat the hardware prefetcher at every page, and a 16-position page of one head is one 4 KiB run.
+struct Lookahead {
+    const TileRows* rows;  // null: nothing to prefetch
+    int32_t n;
+    int32_t row_bytes;
+
+    PAGEDKV_INLINE void fetch(int32_t begin, int32_t end) const {
+        if (!rows) return;
+        end = end < n ? end : n;
+        for (int32_t t = begin; t < end; ++t)
+            for (int32_t b = 0; b < row_bytes; b += 64) {
+                __builtin_prefetch(static_cast<const char*>(rows->k[t]) + b, 0, 3);
+                __builtin_prefetch(static_cast<const char*>(rows->v[t]) + b, 0, 3);
+            }
+    }
+};
 
 // Converts the rows of a tile to f32 rows of kbuf / vbuf and points rows at them.
 template <int32_t kDtype>
@@ -187,23 +194,34 @@ PAGEDKV_INLINE void qk_tile(const float* q, const void* const* k, int32_t head_d
 }
 
 template <int R, int32_t kDtype>
-inline void qk_rows(const float* q, const void* const* k, int32_t head_dim, int32_t n, float* s) {
+inline void qk_rows(const float* q, const void* const* k, int32_t head_dim, int32_t n, float* s,
+                    const Lookahead& ahead) {
     constexpr int C = Vec::template qk_cols<R>();
     int32_t t = 0;
-    for (; t + C <= n; t += C) qk_tile<R, C, kDtype>(q, k + t, head_dim, s + t);
-    for (; t < n; ++t) qk_tile<R, 1, kDtype>(q, k + t, head_dim, s + t);
+    for (; t + C <= n; t += C) {
+        ahead.fetch(t, t + C);
+        qk_tile<R, C, kDtype>(q, k + t, head_dim, s + t);
+    }
+    for (; t < n; ++t) {
+        ahead.fetch(t, t + 1);
+        qk_tile<R, 1, kDtype>(q, k + t, head_dim, s + t);
+    }
+    ahead.fetch(n, kKvTile);
 }
 
+// `ahead` is fetched along the first register tile of rows.
 template <int32_t kDtype>
-inline void qk(const float* q, int32_t rows, const void* const* k, int32_t head_dim, int32_t n, float* s) {
+inline void qk(const float* q, int32_t rows, const void* const* k, int32_t head_dim, int32_t n, float* s,
+               Lookahead ahead) {
     int32_t r = 0;
-    for (; r + 4 <= rows; r += 4) qk_rows<4, kDtype>(q + int64_t(r) * head_dim, k, head_dim, n, s + r * kKvTile);
+    for (; r + 4 <= rows; r += 4, ahead.rows = nullptr)
+        qk_rows<4, kDtype>(q + int64_t(r) * head_dim, k, head_dim, n, s + r * kKvTile, ahead);
     const float* qr = q + int64_t(r) * head_dim;
     float* sr = s + r * kKvTile;
     switch (rows - r) {
-        case 3: qk_rows<3, kDtype>(qr, k, head_dim, n, sr); break;
-        case 2: qk_rows<2, kDtype>(qr, k, head_dim, n, sr); break;
-        case 1: qk_rows<1, kDtype>(qr, k, head_dim, n, sr); break;
+        case 3: qk_rows<3, kDtype>(qr, k, head_dim, n, sr, ahead); break;
+        case 2: qk_rows<2, kDtype>(qr, k, head_dim, n, sr, ahead); break;
+        case 1: qk_rows<1, kDtype>(qr, k, head_dim, n, sr, ahead); break;
         default: break;
     }
 }
@@ -227,10 +245,14 @@ PAGEDKV_INLINE void qkt_tile(const float* q, const float* kt, int32_t head_dim, 
         for (int v = 0; v < V; ++v) Vec::store(s + r * kKvTile + v * W, acc[r * V + v]);
 }
 
-inline void qkt(const float* q, int32_t rows, const float* kt, int32_t head_dim, float* s) {
+inline void qkt(const float* q, int32_t rows, const float* kt, int32_t head_dim, float* s, const Lookahead& ahead) {
     constexpr int R = Vec::qkt_rows;
     int32_t r = 0;
-    for (; r + R <= rows; r += R) qkt_tile<R>(q + int64_t(r) * head_dim, kt, head_dim, s + r * kKvTile);
+    for (int32_t i = 0; r + R <= rows; r += R, ++i) {
+        ahead.fetch(i, i + 1);  // one position per register tile: over before the rows run out
+        qkt_tile<R>(q + int64_t(r) * head_dim, kt, head_dim, s + r * kKvTile);
+    }
+    ahead.fetch(r / R, kKvTile);
     for (; r < rows; ++r) qkt_tile<1>(q + int64_t(r) * head_dim, kt, head_dim, s + r * kKvTile);
 }
 
@@ -351,15 +373,17 @@ inline void pv(const float* p, int32_t rows, const void* const* v, int32_t head_
 
 // One tile against every block; the K/V rows are in format kRowDtype (the pool's, or f32 scratch).
 // kt, when not null, holds K transposed (transpose_tile) for the outer-product S.
+// `ahead` is fetched during the first block that uses the tile.
 template <int32_t kRowDtype>
 inline void attend_tile(const TileRows& rows, const float* kt, int32_t pos, int32_t n, QueryRows* blocks,
-                        int32_t num_blocks, int32_t head_dim, float* s) {
+                        int32_t num_blocks, int32_t head_dim, float* s, Lookahead ahead) {
     for (int32_t b = 0; b < num_blocks; ++b) {
         const QueryRows& block = blocks[b];
         const int32_t used = min_i32(n, block.max_last_pos - pos + 1);  // causal: a prefix of the tile
         if (used <= 0) continue;
-        if (kt) qkt(block.q, block.rows, kt, head_dim, s);
-        else qk<kRowDtype>(block.q, block.rows, rows.k, head_dim, used, s);
+        if (kt) qkt(block.q, block.rows, kt, head_dim, s, ahead);
+        else qk<kRowDtype>(block.q, block.rows, rows.k, head_dim, used, s, ahead);
+        ahead.rows = nullptr;
         softmax_update(block, pos, used, head_dim, s);
         pv<kRowDtype>(s, block.rows, rows.v, head_dim, used, block.acc);
     }
@@ -390,24 +414,27 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
     TileRows tiles[2];
     int32_t current = 0;
     auto tile_end_of = [&](int32_t pos) { return min_i32(end, (pos / kKvTile + 1) * kKvTile); };
-    if (range.begin < end) locate_tile<kDtype>(layer, range, range.begin, tile_end_of(range.begin) - range.begin, tiles[0]);
+    if (range.begin < end)
+        locate_tile<kDtype>(layer, range, range.begin, tile_end_of(range.begin) - range.begin, tiles[0]);
     for (int32_t pos = range.begin; pos < end;) {
         const int32_t tile_end = tile_end_of(pos), n = tile_end - pos;
         TileRows& rows = tiles[current];
+        Lookahead ahead{nullptr, 0, head_dim * (kDtype == PAGEDKV_DTYPE_F32 ? 4 : 2)};
         if (tile_end < end) {  // the next tile's rows, fetched while this one is computed
-            TileRows& next = tiles[current ^ 1];
-            locate_tile<kDtype>(layer, range, tile_end, tile_end_of(tile_end) - tile_end, next);
-            prefetch_tile<kDtype>(next, tile_end_of(tile_end) - tile_end, head_dim);
+            ahead.rows = &tiles[current ^ 1];
+            ahead.n = tile_end_of(tile_end) - tile_end;
+            locate_tile<kDtype>(layer, range, tile_end, ahead.n, tiles[current ^ 1]);
         }
         if (convert) {
             convert_tile<kDtype>(rows, n, head_dim, kbuf, vbuf);
             if (transpose) transpose_tile(rows, n, head_dim, kt);
-            attend_tile<PAGEDKV_DTYPE_F32>(rows, transpose ? kt : nullptr, pos, n, blocks, num_blocks, head_dim, s);
+            const float* k_transposed = transpose ? kt : nullptr;
+            attend_tile<PAGEDKV_DTYPE_F32>(rows, k_transposed, pos, n, blocks, num_blocks, head_dim, s, ahead);
         } else if (paired) {
             if constexpr (kDtype == PAGEDKV_DTYPE_BF16)
-                attend_tile<kBf16Paired>(rows, nullptr, pos, n, blocks, num_blocks, head_dim, s);
+                attend_tile<kBf16Paired>(rows, nullptr, pos, n, blocks, num_blocks, head_dim, s, ahead);
         } else {
-            attend_tile<kDtype>(rows, nullptr, pos, n, blocks, num_blocks, head_dim, s);
+            attend_tile<kDtype>(rows, nullptr, pos, n, blocks, num_blocks, head_dim, s, ahead);
         }
         current ^= 1;
         pos = tile_end;
@@ -422,10 +449,11 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
 }  // namespace detail
 
 void attend(const PagedLayer& layer, const KvRange& range, QueryRows* blocks, int32_t num_blocks, float* scratch) {
+    using detail::attend_dtype;
     switch (layer.kv_dtype) {
-        case PAGEDKV_DTYPE_F16: detail::attend_dtype<PAGEDKV_DTYPE_F16>(layer, range, blocks, num_blocks, scratch); break;
-        case PAGEDKV_DTYPE_BF16: detail::attend_dtype<PAGEDKV_DTYPE_BF16>(layer, range, blocks, num_blocks, scratch); break;
-        default: detail::attend_dtype<PAGEDKV_DTYPE_F32>(layer, range, blocks, num_blocks, scratch); break;
+        case PAGEDKV_DTYPE_F16: attend_dtype<PAGEDKV_DTYPE_F16>(layer, range, blocks, num_blocks, scratch); break;
+        case PAGEDKV_DTYPE_BF16: attend_dtype<PAGEDKV_DTYPE_BF16>(layer, range, blocks, num_blocks, scratch); break;
+        default: attend_dtype<PAGEDKV_DTYPE_F32>(layer, range, blocks, num_blocks, scratch); break;
     }
 }
 

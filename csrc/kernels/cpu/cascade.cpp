@@ -68,7 +68,8 @@ void cascade_attention(const PagedLayer& layer, const BatchArrays& batch, const 
     const int64_t task_tokens = std::max(1, kSharedTaskRows / shape.group);
     const int64_t row_chunks = (tokens + task_tokens - 1) / task_tokens;
     const int32_t prefix = int32_t(shared_tokens);
-    const int32_t chunk = kv_chunk_tokens(options.kv_split_size, prefix, row_chunks * layer.num_kv_heads, threads);
+    const int64_t prefix_work = int64_t(prefix) * row_chunks * layer.num_kv_heads;  // positions over all tasks
+    const int32_t chunk = kv_chunk_tokens(options.kv_split_size, prefix_work, threads);
     const int32_t parts = chunk_count(prefix, chunk);
 
     // The prefix's states, [part][token][qo head]. With one part and an f32 output, the output

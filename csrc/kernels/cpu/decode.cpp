@@ -1,6 +1,6 @@
 // Decode attention on the CPU: one query token per sequence. A task is (sequence, KV head, KV
 // chunk): the whole GQA group of the KV head is one block of rows, so each KV byte is read once.
-// Long sequences are split into chunks (more tasks than threads) whose states are merged.
+// Long sequences are split into chunks (split_kv.h) whose states are merged exactly.
 #include <algorithm>
 #include <vector>
 
@@ -30,8 +30,9 @@ void decode_attention(const PagedLayer& layer, const BatchArrays& batch, const A
     const AttentionShape shape = attention_shape(layer, options);
     const int32_t threads = resolve_threads(options.num_threads);
     const int32_t num_kv_heads = layer.num_kv_heads;
-    const int32_t chunk =
-        kv_chunk_tokens(options.kv_split_size, batch.max_kv_len, int64_t(batch.num_seqs) * num_kv_heads, threads);
+    int64_t total_tokens = 0;
+    for (int32_t seq = 0; seq < batch.num_seqs; ++seq) total_tokens += int64_t(batch.kv_len[seq]) * num_kv_heads;
+    const int32_t chunk = kv_chunk_tokens(options.kv_split_size, total_tokens, threads);
 
     std::vector<DecodeTask> tasks;
     std::vector<int32_t> first_part(size_t(batch.num_seqs) + 1, 0);

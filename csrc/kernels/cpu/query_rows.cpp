@@ -43,7 +43,8 @@ void RowSet::gather(const AttentionShape& shape, const void* q, int32_t q_dtype,
     last_pos_.resize(size_t(rows_));
     for (int32_t i = 0; i < rows_; ++i) {
         const int64_t t = i / group;
-        const int64_t source = ((token_begin + t) * shape.num_qo_heads + int64_t(kv_head) * group + i % group) * head_dim;
+        const int64_t head = int64_t(kv_head) * group + i % group;
+        const int64_t source = ((token_begin + t) * shape.num_qo_heads + head) * head_dim;
         float* row = q_.data() + int64_t(i) * head_dim;
         if (q_dtype == PAGEDKV_DTYPE_F32) {
             const float* src = static_cast<const float*>(q) + source;
@@ -94,7 +95,8 @@ void RowSet::store_output(void* out, int32_t out_dtype, float* lse, const StateB
     for (int32_t i = 0; i < rows_; ++i) {
         float row_lse = row_state(i, value);
         const int64_t row = output_row(token_begin_, i);
-        if (prior) merge_state(value, row_lse, prior->value + row * head_dim, prior->lse[row], head_dim, value, &row_lse);
+        if (prior)
+            merge_state(value, row_lse, prior->value + row * head_dim, prior->lse[row], head_dim, value, &row_lse);
         store_row(out, out_dtype, row * head_dim, value, head_dim);
         if (lse) lse[row] = row_lse;
     }

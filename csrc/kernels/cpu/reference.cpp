@@ -72,7 +72,8 @@ void attention(const PagedLayer& cache, const BatchArrays& batch, const Attentio
                 for (int32_t pos = 0; pos <= position; ++pos) {
                     const double weight = std::exp(scores[size_t(pos)] - max);
                     sum += weight;
-                    for (int32_t d = 0; d < head_dim; ++d) value[size_t(d)] += weight * kv_element(cache, pages, 1, kv_head, pos, d);
+                    for (int32_t d = 0; d < head_dim; ++d)
+                        value[size_t(d)] += weight * kv_element(cache, pages, 1, kv_head, pos, d);
                 }
                 for (int32_t d = 0; d < head_dim; ++d)
                     store_from_float(out, row * head_dim + d, options.out_dtype, float(value[size_t(d)] / sum));

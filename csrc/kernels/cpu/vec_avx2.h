@@ -101,11 +101,13 @@ struct Vec {
     static void store_bf16(uint16_t* p, reg v) {
         __m256i bits = _mm256_castps_si256(v);
         __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
-        __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+        __m256i bias = _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff));
+        __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, bias), 16);
         __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x40));
         __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
         __m256i half = _mm256_blendv_epi8(rounded, quiet, nan);
-        _mm_storeu_si128((__m128i*)p, _mm_packus_epi32(_mm256_castsi256_si128(half), _mm256_extracti128_si256(half, 1)));
+        __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(half), _mm256_extracti128_si256(half, 1));
+        _mm_storeu_si128((__m128i*)p, packed);
     }
     static void store_f16_n(uint16_t* p, reg v, int n) {
         alignas(16) uint16_t lanes[8];

@@ -100,7 +100,8 @@ struct Vec {
     static __m256i to_bf16(reg v) {
         __m512i bits = _mm512_castps_si512(v);
         __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-        __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+        __m512i bias = _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff));
+        __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, bias), 16);
         __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
         __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
         return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet));

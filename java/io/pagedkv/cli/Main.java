@@ -47,8 +47,9 @@ public final class Main {
         boolean debug = Arrays.asList(args).contains("--debug");
         String command;
         String[] rest;
-        if (args.length == 0 || (args[0].startsWith("-") && !isHelp(args[0]) && !args[0].equals("--version"))) {
-            command = "replay"; // 'pagedkv' and 'pagedkv --verify ...' run the replay
+        if (args.length == 0 || (args[0].startsWith("-") && !isHelp(args[0]) && !args[0].equals("--version"))
+                || args[0].endsWith(".jsonl")) {
+            command = "replay"; // 'pagedkv', 'pagedkv --verify ...' and 'pagedkv trace.jsonl' run the replay
             rest = args;
         } else {
             command = args[0];
@@ -70,7 +71,10 @@ public final class Main {
             };
         } catch (UsageException e) {
             err.println("pagedkv: " + e.getMessage());
-            err.println("Try 'pagedkv " + ("info".equals(command) ? "info" : "replay") + " --help'.");
+            err.println("Try '" + switch (command) {
+                case "replay", "info" -> "pagedkv " + command + " --help";
+                default -> "pagedkv help";
+            } + "'.");
             if (debug) e.printStackTrace(err);
             return USAGE;
         } catch (TraceException e) {

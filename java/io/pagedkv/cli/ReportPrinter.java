@@ -45,7 +45,7 @@ final class ReportPrinter {
         for (RequestResult r : run.requests()) idWidth = Math.max(idWidth, r.request().id().length());
         idWidth = Math.min(idWidth, 32);
         String header = "%-" + idWidth + "s  %7s  %7s  %5s  %8s  %9s  %8s%n";
-        out.printf(header, "request", "prompt", "reused", "", "computed", "generated", "ttft ms");
+        out.printf(header, "request", "prompt", "reused", "hit", "computed", "generated", "ttft ms");
         for (RequestResult r : run.requests()) {
             String id = r.request().id();
             if (id.length() > idWidth) id = id.substring(0, idWidth - 1) + "~";

@@ -136,7 +136,9 @@ public final class Replay {
                                      boolean reuse, boolean record, String name, Listener listener) {
         phase(listener, name);
         try (PagedKvCache cache = options.cache().build(options.model(), reuse)) {
-            return new Scheduler(model, cache, sampler, options.batch(), record, progressOf(listener)).run(requests);
+            return new Scheduler(model, cache, sampler, options.batch(), record, progressOf(listener))
+                    .deferToShare(reuse)
+                    .run(requests);
         } finally {
             phaseDone(listener);
         }
@@ -151,7 +153,7 @@ public final class Replay {
         SplitMix64 rng = new SplitMix64(1);
         int capacity = cacheOptions.pages() * cacheOptions.pageSize();
         int promptLength = Math.max(1, Math.min(128, capacity / 4));
-        int newTokens = Math.max(1, Math.min(64, capacity / 4 - promptLength));
+        int newTokens = Math.max(1, Math.min(128, capacity / 4 - promptLength));
         int[] prompt = new int[promptLength];
         for (int i = 0; i < prompt.length; i++) prompt[i] = (int) ((rng.nextLong() >>> 1) % vocab);
         List<Request> warm = List.of(new Request("warm-up-1", 0, prompt, newTokens, ""),

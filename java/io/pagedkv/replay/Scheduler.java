@@ -51,6 +51,8 @@ public final class Scheduler {
     private final Progress progress;
 
     private boolean reservePages = true;
+    private boolean deferToShare = true;
+    private boolean ran;
     private final Deque<Slot> pending = new ArrayDeque<>();
     private final List<Slot> active = new ArrayList<>();
     private int pageSize;
@@ -79,6 +81,15 @@ public final class Scheduler {
         this.maxBatch = maxBatch;
         this.recordLogits = recordLogits;
         this.progress = progress;
+    }
+
+    /**
+     * Whether a request waits a step to reuse the prefix of one joining in the same step (default
+     * on). Turn it off for a cache without prefix reuse, where waiting gains nothing.
+     */
+    Scheduler deferToShare(boolean on) {
+        deferToShare = on;
+        return this;
     }
 
     /**
@@ -114,8 +125,10 @@ public final class Scheduler {
         }
     }
 
-    /** Runs every request; returns their results in workload order. */
+    /** Runs every request; returns their results in workload order. A scheduler runs once. */
     public RunResult run(List<Request> requests) {
+        if (ran) throw new IllegalStateException("a Scheduler runs one workload; make a new one");
+        ran = true;
         pageSize = cache.layout().pageSize();
         pagesTotal = cache.layout().pages();
         for (Request r : requests) {
@@ -173,7 +186,7 @@ public final class Scheduler {
                 break; // wait for running requests to finish
             }
             long cached = s.seq.numCached();
-            if (sharedWithJoiners(s.request, joined) >= cached + DEFER_MIN_GAIN) {
+            if (deferToShare && sharedWithJoiners(s.request, joined) >= cached + DEFER_MIN_GAIN) {
                 s.seq.close(); // wait for the co-joiner's prefix to be computed
                 s.seq = null;
                 deferrals++;

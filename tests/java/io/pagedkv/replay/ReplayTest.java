@@ -25,6 +25,7 @@ class ReplayTest {
     private static RunResult run(List<Request> requests, CacheOptions cacheOptions, int batch, boolean reuse) {
         try (PagedKvCache cache = cacheOptions.build(CFG, reuse)) {
             return new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, CFG.vocab()), batch, false, null)
+                    .deferToShare(reuse)
                     .run(requests);
         }
     }
