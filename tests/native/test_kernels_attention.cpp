@@ -312,7 +312,8 @@ TEST(cascade_split_prefix_and_half_output) {
                 problem.c.kv_split_size = split;
                 const Outputs got = problem.run(cpu::cascade_attention);
                 const std::string extra = " split=" + std::to_string(split);
-                CHECK(same(describe("cascade", isa, problem.pool.shape, 8, problem.batch, extra), got, want, out_dtype));
+                const std::string what = describe("cascade", isa, problem.pool.shape, 8, problem.batch, extra);
+                CHECK(same(what, got, want, out_dtype));
             }
         });
     }

@@ -59,7 +59,8 @@ void check_write(const WriteCase& c, bool with_special_values) {
         cpu::write_kv(got.layer(layer), batch.arrays(), k.data(), v.data(), c.src_dtype, c.num_threads);
         const std::string what = std::string("write_kv[") + cpu::isa_name(isa) + " " +
                                  pagedkv::dtype_name(c.src_dtype) + "->" + pagedkv::dtype_name(shape.kv_dtype) +
-                                 " D=" + std::to_string(shape.head_dim) + " ps=" + std::to_string(shape.page_size) + "]";
+                                 " D=" + std::to_string(shape.head_dim) + " ps=" + std::to_string(shape.page_size) +
+                                 "]";
         // Whole pool, bit for bit (nothing else touched either).
         const bool same_pool = got.memory.bytes == want.memory.bytes;
         if (!same_pool) std::fprintf(stderr, "  %s: pool differs from the reference\n", what.c_str());
