@@ -181,12 +181,17 @@ TEST(prefill_matches_reference) {
                 c.shape = PoolShape{3, hkv, head_dim, kPageSizes[variant % 3], 0, dtype};
                 c.num_qo_heads = hq;
                 const int32_t seqs = std::vector<int32_t>{1, 3, 8}[size_t(variant / 3 % 3)];
+                const int32_t scale = quick() ? 4 : 1;  // sanitizer runs: shorter sequences
+                const int32_t page_crossing = (quick() ? std::min(c.shape.page_size, 16) : c.shape.page_size) + 1;
                 for (int32_t s = 0; s < seqs; ++s) {
                     // A fresh prompt, an extend over a cached prefix, a single token, a page boundary.
                     const int32_t kind = (s + variant) % 4;
-                    const int32_t qo = kind == 0 ? 1 + int32_t(rng() % 40) : kind == 1 ? 1 + int32_t(rng() % 20)
-                                     : kind == 2 ? 1 : c.shape.page_size + 1;
-                    const int32_t cached = kind == 0 ? 0 : kind == 1 ? int32_t(rng() % 200) : int32_t(rng() % 40);
+                    const int32_t qo = kind == 0 ? 1 + int32_t(rng() % (40 / scale))
+                                     : kind == 1 ? 1 + int32_t(rng() % (20 / scale))
+                                     : kind == 2 ? 1 : page_crossing;
+                    const int32_t cached = kind == 0 ? 0
+                                         : kind == 1 ? int32_t(rng() % (200 / scale))
+                                                     : int32_t(rng() % (40 / scale));
                     c.kv_lens.push_back(qo + cached);
                     c.qo_lens.push_back(qo);
                 }
@@ -266,14 +271,14 @@ TEST(cascade_matches_prefill_and_reference) {
                 Case c;
                 c.shape = PoolShape{2, hkv, variant % 2 ? 64 : 128, variant % 3 == 0 ? 1 : 16, 0, dtype};
                 c.num_qo_heads = hq;
-                const int32_t prefix_tokens = (quick() ? 64 : 160) + int32_t(rng() % 100);
+                const int32_t prefix_tokens = quick() ? 40 + int32_t(rng() % 40) : 160 + int32_t(rng() % 100);
                 c.shared_pages = prefix_tokens / c.shape.page_size;
                 const int32_t shared_tokens = c.shared_pages * c.shape.page_size;
-                const int32_t seqs = variant % 2 ? 8 : 3;
+                const int32_t seqs = variant % 2 ? (quick() ? 4 : 8) : 3;
                 for (int32_t s = 0; s < seqs; ++s) {
                     // Sequence 1 ends on the prefix: its one query is the prefix's last position
                     // and its own part is empty.
-                    const int32_t own = s == 1 ? 0 : 1 + int32_t(rng() % 60);
+                    const int32_t own = s == 1 ? 0 : 1 + int32_t(rng() % (quick() ? 20 : 60));
                     const int32_t qo = decode_shaped || own == 0 ? 1 : 1 + int32_t(rng() % own);
                     c.kv_lens.push_back(shared_tokens + own);
                     c.qo_lens.push_back(qo);
