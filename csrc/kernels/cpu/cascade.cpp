@@ -62,9 +62,9 @@ void cascade_attention(const PagedLayer& layer, const BatchArrays& batch, const 
         return;
     }
     const AttentionShape shape = attention_shape(layer, options);
-    const int32_t threads = resolve_threads(options.num_threads);
     const int32_t heads = shape.num_qo_heads, head_dim = shape.head_dim;
     const int64_t tokens = batch.num_qo_tokens;
+    const int32_t threads = threads_for_work(options.num_threads, shared_tokens * tokens * heads);
     const int64_t task_tokens = std::max(1, kSharedTaskRows / shape.group);
     const int64_t row_chunks = (tokens + task_tokens - 1) / task_tokens;
     const int32_t prefix = int32_t(shared_tokens);

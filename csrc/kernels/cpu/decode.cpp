@@ -28,10 +28,10 @@ struct DecodeTask {
 void decode_attention(const PagedLayer& layer, const BatchArrays& batch, const AttentionOptions& options,
                       const void* q, void* out, float* lse) {
     const AttentionShape shape = attention_shape(layer, options);
-    const int32_t threads = resolve_threads(options.num_threads);
     const int32_t num_kv_heads = layer.num_kv_heads;
     int64_t total_tokens = 0;
     for (int32_t seq = 0; seq < batch.num_seqs; ++seq) total_tokens += int64_t(batch.kv_len[seq]) * num_kv_heads;
+    const int32_t threads = threads_for_work(options.num_threads, total_tokens * shape.group);
     const int32_t chunk = kv_chunk_tokens(options.kv_split_size, total_tokens, threads);
 
     std::vector<DecodeTask> tasks;

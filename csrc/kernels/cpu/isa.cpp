@@ -55,4 +55,11 @@ int32_t resolve_threads(int32_t requested) {
     return requested > 0 ? requested : device::cpu_thread_count();
 }
 
+int32_t threads_for_work(int32_t requested, int64_t dot_products) {
+    constexpr int64_t kProductsPerThread = 16384;
+    if (requested > 0) return requested;
+    const int64_t wanted = std::max<int64_t>(1, dot_products / kProductsPerThread);
+    return int32_t(std::min<int64_t>(wanted, device::cpu_thread_count()));
+}
+
 }  // namespace pagedkv::kernels::cpu

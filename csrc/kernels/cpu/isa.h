@@ -25,4 +25,9 @@ const char* isa_name(Isa isa);
 // Worker threads for a request: 0 = all cores.
 int32_t resolve_threads(int32_t requested);
 
+// Threads for an attention call of `dot_products` query-row x KV-position products: the caller's
+// count if it gave one, else one thread per ~16k products up to all cores, because waking a
+// team costs more than a small decode step takes (and far more on a loaded machine).
+int32_t threads_for_work(int32_t requested, int64_t dot_products);
+
 }  // namespace pagedkv::kernels::cpu

@@ -30,7 +30,6 @@ struct PrefillTask {
 void extend_attention(const PagedLayer& layer, const BatchArrays& batch, const AttentionOptions& options,
                       const void* q, void* out, float* lse, int32_t kv_begin, const StateBuffer* prior) {
     const AttentionShape shape = attention_shape(layer, options);
-    const int32_t threads = resolve_threads(options.num_threads);
     const int32_t tile_tokens = std::max(1, kTaskRows / shape.group);
 
     std::vector<PrefillTask> tasks;
@@ -45,6 +44,9 @@ void extend_attention(const PagedLayer& layer, const BatchArrays& batch, const A
     }
     std::stable_sort(tasks.begin(), tasks.end(),
                      [](const PrefillTask& a, const PrefillTask& b) { return a.cost > b.cost; });
+    int64_t dot_products = 0;
+    for (const PrefillTask& task : tasks) dot_products += task.cost * shape.group;
+    const int32_t threads = threads_for_work(options.num_threads, dot_products);
 
     const AttendFn attend_fn = attend_function(active_isa());
     parallel_for(int64_t(tasks.size()), threads, [&](int64_t index) {

@@ -31,16 +31,10 @@ final class PagedAttention implements TinyLlama.Attention, AutoCloseable {
     }
 
     private static final long FLOAT = Float.BYTES;
-    /**
-     * Query-key pairs below which a step's kernels run on one thread: waking workers costs more
-     * than a decode step's attention (measured: ~0.2 ms on one thread, several ms with all cores
-     * on a busy two-core machine).
-     */
-    private static final long PARALLEL_PAIRS = 1L << 16;
 
     private final PagedKvCache cache;
-    private final AttentionParams baseParams;
-    private AttentionParams params;
+    // Threads 0: the kernels choose, running small steps on one thread (waking workers costs more).
+    private final AttentionParams params;
     private final int qDim;
     private final int kvDim;
     private final boolean onDevice;
@@ -55,8 +49,7 @@ final class PagedAttention implements TinyLlama.Attention, AutoCloseable {
 
     PagedAttention(PagedKvCache cache, ModelConfig model) {
         this.cache = cache;
-        this.baseParams = AttentionParams.of(model.qHeads());
-        this.params = baseParams;
+        this.params = AttentionParams.of(model.qHeads());
         this.qDim = model.qDim();
         this.kvDim = model.kvDim();
         this.onDevice = cache.layout().device().isCuda();
@@ -66,8 +59,6 @@ final class PagedAttention implements TinyLlama.Attention, AutoCloseable {
     void bind(Batch stepBatch, Kernel stepKernel) {
         this.batch = stepBatch;
         this.kernel = stepKernel;
-        long pairs = stepBatch.numQoTokens() * Math.max(1, stepBatch.maxKvLen());
-        this.params = baseParams.withNumThreads(pairs >= PARALLEL_PAIRS ? 0 : 1);
     }
 
     /** How many layer calls each kernel served (for reports and tests). */
