@@ -29,21 +29,6 @@ pagedkv::Batch& checked(const pagedkv_batch* batch) {
 
 namespace {
 
-// Reads a caller's struct of struct_size bytes into a full, zero-padded one.
-template <class Struct>
-Struct read_struct(const Struct* in) {
-    Struct value{};
-    std::memcpy(&value, in, std::min<size_t>(in->struct_size, sizeof(Struct)));
-    return value;
-}
-
-// Writes `value` into a caller's struct, no more than its struct_size bytes.
-template <class Struct>
-void write_struct(Struct* out, Struct value) {
-    value.struct_size = out->struct_size;
-    std::memcpy(out, &value, std::min<size_t>(out->struct_size, sizeof(Struct)));
-}
-
 // An output array may be null only when the caller asks for nothing.
 template <class Pointer, class Count>
 void require_buffer(Pointer out, Count capacity, const char* name) {

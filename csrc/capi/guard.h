@@ -2,8 +2,10 @@
 // exception into a status and the calling thread's last-error message. Nothing throws past it.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <new>
 #include <string>
 
@@ -33,6 +35,22 @@ int32_t guarded(const char* function, Body&& body) noexcept {
         set_last_error(PAGEDKV_ERR_INTERNAL, concat(function, ": internal error (unknown exception)").c_str());
         return PAGEDKV_ERR_INTERNAL;
     }
+}
+
+// Reads a caller's struct of struct_size bytes into a full, zero-padded one (older callers may
+// pass a shorter struct; the missing fields read as zero).
+template <class Struct>
+Struct read_struct(const Struct* in) {
+    Struct value{};
+    std::memcpy(&value, in, std::min<size_t>(in->struct_size, sizeof(Struct)));
+    return value;
+}
+
+// Writes `value` into a caller's struct, no more than its struct_size bytes.
+template <class Struct>
+void write_struct(Struct* out, Struct value) {
+    value.struct_size = out->struct_size;
+    std::memcpy(out, &value, std::min<size_t>(out->struct_size, sizeof(Struct)));
 }
 
 // Rejects a null pointer argument with a message naming it.

@@ -30,8 +30,7 @@ struct KernelCall {
 pagedkv_attention_params read_params(const pagedkv_attention_params* params) {
     PAGEDKV_REQUIRE_NOT_NULL(params);
     PAGEDKV_REQUIRE_STRUCT(params, pagedkv_attention_params, out_dtype);
-    pagedkv_attention_params value{};
-    std::memcpy(&value, params, std::min<size_t>(params->struct_size, sizeof value));
+    const pagedkv_attention_params value = read_struct(params);
     PAGEDKV_REQUIRE(value.num_threads >= 0, PAGEDKV_ERR_INVALID_ARGUMENT,
                     "params->num_threads must be >= 0 (0 = all cores), got ", value.num_threads);
     PAGEDKV_REQUIRE(value.kv_split_size >= -1, PAGEDKV_ERR_INVALID_ARGUMENT,
