@@ -32,7 +32,7 @@ PrefixTrie::PrefixTrie(int32_t num_pages, int32_t page_size, const PagePool& poo
       parents_(size_t(num_pages), kNone),
       last_access_(size_t(num_pages), 0),
       page_tokens_(size_t(num_pages) * size_t(page_size)),
-      slots_(table_size_for(num_pages), Slot{0, kNone}),
+      slots_(table_size_for(num_pages), Slot{0, kNone, kNone}),
       slot_mask_(slots_.size() - 1) {
     // Pushes never allocate: when the heap is full of stale entries it is rebuilt in place.
     heap_.reserve(size_t(num_pages) * 4 + 64);
@@ -65,7 +65,15 @@ inline bool PrefixTrie::tokens_equal(int32_t page, const int32_t* tokens) const 
     const auto* a = reinterpret_cast<const unsigned char*>(this->tokens(page));
     const auto* b = reinterpret_cast<const unsigned char*>(tokens);
     size_t length = size_t(page_size_) * sizeof(int32_t), i = 0;
-    uint64_t difference = 0;
+    using Vector = uint64_t __attribute__((vector_size(16)));  // SSE2 / NEON width
+    Vector wide = {0, 0};
+    for (; i + 16 <= length; i += 16) {
+        Vector x, y;
+        std::memcpy(&x, a + i, sizeof x);
+        std::memcpy(&y, b + i, sizeof y);
+        wide |= x ^ y;
+    }
+    uint64_t difference = wide[0] | wide[1];
     for (; i + 8 <= length; i += 8) difference |= detail::load64(a + i) ^ detail::load64(b + i);
     if (i < length) {
         uint32_t x, y;
@@ -76,18 +84,36 @@ inline bool PrefixTrie::tokens_equal(int32_t page, const int32_t* tokens) const 
     return difference == 0;
 }
 
-inline int32_t PrefixTrie::find_full_hashed(int32_t parent, const int32_t* tokens, uint64_t hash) const {
-    uint32_t tag = uint32_t(hash >> 32);
-    for (size_t i = size_t(hash) & slot_mask_;; i = (i + 1) & slot_mask_) {
+// Probes from slot `start`: the home slot of `key`, or any later slot of its probe run that no
+// earlier slot of the run holding `key` precedes.
+inline int32_t PrefixTrie::find_full_keyed(int32_t parent, const int32_t* tokens, uint64_t key, size_t start) const {
+    for (size_t i = start;; i = (i + 1) & slot_mask_) {
         const Slot& slot = slots_[i];
         if (slot.page < 0) return kNone;
-        if (slot.tag == tag && parents_[size_t(slot.page)] == parent && tokens_equal(slot.page, tokens))
-            return slot.page;
+        if (slot.key == key && slot.parent == parent && tokens_equal(slot.page, tokens)) return slot.page;
     }
 }
 
 int32_t PrefixTrie::find_full(int32_t parent, const int32_t* tokens) const {
-    return find_full_hashed(parent, tokens, edge_hash(parent, tokens));
+    uint64_t key = edge_key(parent, tokens);
+    return find_full_keyed(parent, tokens, key, size_t(key) & slot_mask_);
+}
+
+// Reads the probe run of `key` (whose line was prefetched earlier) up to the first slot that is
+// empty or holds `key`, prefetches that page's tokens (the ones a later find_full_keyed will most
+// likely compare) and returns the slot, where that find_full_keyed can start.
+inline size_t PrefixTrie::prefetch_candidate(uint64_t key) const {
+    for (size_t i = size_t(key) & slot_mask_;; i = (i + 1) & slot_mask_) {
+        const Slot& slot = slots_[i];
+        if (slot.page < 0) return i;
+        if (slot.key == key) {
+            const char* first = reinterpret_cast<const char*>(tokens(slot.page));
+            size_t bytes = size_t(page_size_) * sizeof(int32_t);
+            for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(first + offset);
+            __builtin_prefetch(first + bytes - 1);  // the page may straddle one more line
+            return i;
+        }
+    }
 }
 
 PrefixTrie::PartialHit PrefixTrie::longest_partial(int32_t parent, const int32_t* tokens, int64_t limit) const {
@@ -110,21 +136,69 @@ PrefixTrie::PartialHit PrefixTrie::longest_partial(int32_t parent, const int32_t
     return best;
 }
 
-PrefixTrie::PrefixMatch PrefixTrie::longest_match(int32_t root, const int32_t* tokens, int64_t num_tokens,
-                                                  std::vector<int32_t>& full_pages) const {
+// The walk with the built-in chained keys, as a three stage pipeline over pages: page i + kKeys
+// gets its key computed (from the tokens alone) and its home slot prefetched, page i + kProbe
+// has its slot read and its candidate's tokens prefetched, and page i is confirmed (parent and
+// tokens) against lines that are most likely in cache by then. Only the confirmation decides
+// what matches; the stages ahead are hints, wasted past the first miss. Returns pages matched.
+int64_t PrefixTrie::walk_chained(int32_t root, const int32_t* tokens, int64_t pages,
+                                 std::vector<int32_t>& full_pages) const {
+    constexpr int64_t kKeys = 8, kProbe = 4, kRing = 16;  // kRing > kKeys, a power of two
+    // Locals, so that the stores of the walk (keys, full_pages) force no reloads of members.
+    const Slot* const slots = slots_.data();
+    const size_t mask = slot_mask_;
+    const int32_t page_size = page_size_;
+    uint64_t keys[kRing];
+    size_t starts[kRing];  // where page i's probe starts (prefetch_candidate's answer)
+    uint64_t chain = hash_root(root);
+    int64_t keyed = std::min(kKeys, pages);
+    for (int64_t page = 0; page < keyed; ++page) {
+        chain = hash_chain(chain, hash_tokens(tokens + page * page_size, page_size));
+        keys[page] = chain;
+        __builtin_prefetch(&slots[size_t(chain) & mask]);
+    }
+    for (int64_t page = 0; page < std::min(kProbe, pages); ++page) starts[page] = prefetch_candidate(keys[page]);
     int32_t node = root;
-    int64_t position = 0;
-    // Strictly less: a full page is shared only if a prompt token follows it.
-    while (position + page_size_ < num_tokens) {
-        // The token hash does not depend on `node`, so it overlaps the previous lookup.
-        uint64_t hash = hash_ ? hash_(node, tokens + position, page_size_)
-                              : hash_edge(node, hash_tokens(tokens + position, page_size_));
-        int32_t child = find_full_hashed(node, tokens + position, hash);
-        if (child == kNone) break;
+    for (int64_t page = 0; page < pages; ++page) {
+        if (keyed < pages) {
+            chain = hash_chain(chain, hash_tokens(tokens + keyed * page_size, page_size));
+            keys[keyed & (kRing - 1)] = chain;
+            __builtin_prefetch(&slots[size_t(chain) & mask]);
+            ++keyed;
+        }
+        if (page + kProbe < pages) {
+            int64_t ahead = (page + kProbe) & (kRing - 1);
+            starts[ahead] = prefetch_candidate(keys[ahead]);
+        }
+        int32_t child = find_full_keyed(node, tokens + page * page_size, keys[page & (kRing - 1)],
+                                        starts[page & (kRing - 1)]);
+        if (child == kNone) return page;
         full_pages.push_back(child);
         node = child;
-        position += page_size_;
     }
+    return pages;
+}
+
+PrefixTrie::PrefixMatch PrefixTrie::longest_match(int32_t root, const int32_t* tokens, int64_t num_tokens,
+                                                  std::vector<int32_t>& full_pages) const {
+    // Strictly less: a full page is shared only if a prompt token follows it.
+    int64_t pages = num_tokens > 0 ? (num_tokens - 1) / page_size_ : 0, matched = 0;
+    int32_t node = root;
+    if (!hash_) {
+        size_t before = full_pages.size();
+        matched = walk_chained(root, tokens, pages, full_pages);
+        if (matched > 0) node = full_pages[before + size_t(matched) - 1];
+    } else {
+        for (; matched < pages; ++matched) {  // the test hook's keys depend on the parent id
+            const int32_t* page_tokens = tokens + matched * page_size_;
+            uint64_t key = hash_(node, page_tokens, page_size_);
+            int32_t child = find_full_keyed(node, page_tokens, key, size_t(key) & slot_mask_);
+            if (child == kNone) break;
+            full_pages.push_back(child);
+            node = child;
+        }
+    }
+    int64_t position = matched * page_size_;
     return {node, longest_partial(node, tokens + position, num_tokens - 1 - position)};
 }
 
@@ -150,10 +224,10 @@ void PrefixTrie::unlink_child(int32_t page) {
     node.prev_sibling = node.next_sibling = kNone;
 }
 
-void PrefixTrie::table_insert(int32_t page, uint64_t hash) {
-    size_t i = size_t(hash) & slot_mask_;
+void PrefixTrie::table_insert(int32_t page, int32_t parent, uint64_t key) {
+    size_t i = size_t(key) & slot_mask_;
     while (slots_[i].page >= 0) i = (i + 1) & slot_mask_;
-    slots_[i] = {uint32_t(hash >> 32), page};
+    slots_[i] = {key, page, parent};
 }
 
 // Linear probing without tombstones: after emptying a slot, later entries of the same run
@@ -163,7 +237,7 @@ void PrefixTrie::table_erase(int32_t page) {
     while (slots_[hole].page != page) hole = (hole + 1) & slot_mask_;
     slots_[hole].page = kNone;
     for (size_t next = (hole + 1) & slot_mask_; slots_[next].page >= 0; next = (next + 1) & slot_mask_) {
-        size_t home = size_t(nodes_[size_t(slots_[next].page)].hash) & slot_mask_;
+        size_t home = size_t(slots_[next].key) & slot_mask_;
         if (((next - home) & slot_mask_) >= ((next - hole) & slot_mask_)) {
             slots_[hole] = slots_[next];
             slots_[next].page = kNone;
@@ -183,8 +257,8 @@ void PrefixTrie::insert_full(int32_t page, int32_t parent, const int32_t* tokens
     node.kind = NodeKind::Full;
     node.valid = page_size_;
     node.shared_run = 0;
-    node.hash = edge_hash(parent, tokens);
-    table_insert(page, node.hash);
+    node.hash = edge_key(parent, tokens);
+    table_insert(page, parent, node.hash);
     touch(page);
 }
 
@@ -280,8 +354,8 @@ std::string PrefixTrie::check_consistency() const {
         if (node.kind == NodeKind::Full) {
             ++full_count;
             if (node.valid != page_size_) return concat("FULL page ", page, " has valid ", node.valid);
-            if (node.hash != edge_hash(parent, tokens(page)))
-                return concat("FULL page ", page, " has a stale hash");
+            if (node.hash != edge_key(parent, tokens(page)))
+                return concat("FULL page ", page, " has a stale key");
             if (find_full(parent, tokens(page)) != page)
                 return concat("FULL page ", page, " is not found by its own tokens");
         } else {
@@ -297,6 +371,8 @@ std::string PrefixTrie::check_consistency() const {
         if (slot.page >= 0) {
             ++slot_count;
             if (kind(slot.page) != NodeKind::Full) return concat("hash slot holds non-FULL page ", slot.page);
+            if (slot.key != nodes_[size_t(slot.page)].hash || slot.parent != parents_[size_t(slot.page)])
+                return concat("hash slot of page ", slot.page, " disagrees with its node");
         }
     if (slot_count != full_count) return concat(slot_count, " hash slots for ", full_count, " FULL pages");
     std::set<std::pair<uint64_t, int32_t>> entries;

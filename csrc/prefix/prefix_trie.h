@@ -1,6 +1,9 @@
 // The prefix index: a trie whose nodes are pages. Each isolation key (salt) has its own root.
-//  - FULL node: all page_size tokens computed; found by hash of (parent, tokens) in a flat
-//    open-addressing table, confirmed by comparing the tokens. Shared by reference.
+//  - FULL node: all page_size tokens computed; found by its key in a flat open-addressing table,
+//    confirmed by its parent and by comparing the tokens. Shared by reference. The key is a
+//    chained prefix hash (hash_chain of the parent's key and the page's tokens; a root's key is
+//    hash_root of its id), so a walk knows every page's key from the prompt alone and probes
+//    several pages ahead of the one it is confirming.
 //  - PARTIAL node (a donor): the first `valid` < page_size tokens computed; never shared, only
 //    copied from. Not in the hash table; found by scanning the children of its parent.
 // Children form an intrusive doubly linked sibling list, so unlinking is O(1) and a node is a
@@ -26,8 +29,9 @@ public:
     using HashFunction = uint64_t (*)(int32_t parent, const int32_t* tokens, int32_t count);
     static constexpr int32_t kNone = -1;
 
-    // `pool` supplies the ref counts that decide evictability. `hash` replaces the built-in edge
-    // hash (hash_page_tokens) for tests; null keeps the built-in, which the walk inlines.
+    // `pool` supplies the ref counts that decide evictability. `hash` replaces the built-in
+    // chained key for tests: a node's key is then hash(parent node id, tokens, page_size), which
+    // the walk computes page by page; null keeps the built-in, whose walk probes ahead.
     PrefixTrie(int32_t num_pages, int32_t page_size, const PagePool& pool, HashFunction hash = nullptr);
 
     // ---- roots: node ids of roots are negative (-2 - index), page ids are >= 0 ----------------
@@ -99,7 +103,7 @@ public:
 private:
     // Cold per-page state; the fields a walk or a touch needs live in their own dense arrays.
     struct Node {
-        uint64_t hash = 0;  // of (parent, tokens), FULL nodes only
+        uint64_t hash = 0;  // the node's key (see edge_key), FULL nodes only
         int32_t first_child = kNone;
         int32_t next_sibling = kNone;
         int32_t prev_sibling = kNone;
@@ -108,8 +112,9 @@ private:
         uint8_t shared_run = 0;
     };
     struct Slot {  // hash table entry; page < 0 means empty
-        uint32_t tag;
+        uint64_t key;    // the page's key (its home slot is key & slot_mask_)
         int32_t page;
+        int32_t parent;  // the page's parent, so a probe confirms it without touching parents_
     };
     struct HeapEntry {
         uint64_t stamp;
@@ -127,13 +132,20 @@ private:
         return node >= 0 ? nodes_[size_t(node)].first_child : root_first_child_[size_t(-2 - node)];
     }
     bool tokens_equal(int32_t page, const int32_t* tokens) const;
-    uint64_t edge_hash(int32_t parent, const int32_t* tokens) const {
-        return hash_ ? hash_(parent, tokens, page_size_) : hash_page_tokens(parent, tokens, page_size_);
+    // The key a FULL node `parent` (a FULL page or a root) passes on to its children.
+    uint64_t node_key(int32_t parent) const {
+        return parent >= 0 ? nodes_[size_t(parent)].hash : hash_root(parent);
     }
-    int32_t find_full_hashed(int32_t parent, const int32_t* tokens, uint64_t hash) const;
+    uint64_t edge_key(int32_t parent, const int32_t* tokens) const {
+        return hash_ ? hash_(parent, tokens, page_size_)
+                     : hash_chain(node_key(parent), hash_tokens(tokens, page_size_));
+    }
+    int32_t find_full_keyed(int32_t parent, const int32_t* tokens, uint64_t key, size_t start) const;
+    size_t prefetch_candidate(uint64_t key) const;
+    int64_t walk_chained(int32_t root, const int32_t* tokens, int64_t pages, std::vector<int32_t>& full_pages) const;
     void link_child(int32_t parent, int32_t page);
     void unlink_child(int32_t page);
-    void table_insert(int32_t page, uint64_t hash);
+    void table_insert(int32_t page, int32_t parent, uint64_t key);
     void table_erase(int32_t page);
     void push_candidate(int32_t page);
     void rebuild_heap();
@@ -146,7 +158,7 @@ private:
     std::vector<int32_t> parents_;       // parent node of each indexed page
     std::vector<uint64_t> last_access_;  // LRU clock value of each page
     std::vector<int32_t> page_tokens_;  // num_pages * page_size
-    std::vector<Slot> slots_;           // power of two >= 2 * num_pages
+    std::vector<Slot> slots_;           // power of two >= 2 * num_pages (16 bytes each)
     size_t slot_mask_;
     std::vector<HeapEntry> heap_;       // min-heap on stamp; capacity reserved once
     std::unordered_map<std::string, int32_t, SaltHash, std::equal_to<>> roots_;
