@@ -3,6 +3,7 @@ package io.pagedkv.cli;
 import io.pagedkv.Backend;
 import io.pagedkv.Device;
 import io.pagedkv.PagedKvCache;
+import io.pagedkv.PagedKvException;
 import io.pagedkv.internal.NativeLibrary;
 import java.io.PrintStream;
 import java.util.Locale;
@@ -38,11 +39,22 @@ final class InfoCommand {
         out.println("cpu: " + PagedKvCache.describeDevice(Device.cpu()).replaceFirst("^cpu:\\s*", ""));
         int gpus = PagedKvCache.cudaDeviceCount();
         if (gpus == 0) {
-            out.println("cuda: " + (backends.contains(Backend.CUDA_BUILT) ? "built in, no CUDA device found"
+            out.println("cuda: " + (backends.contains(Backend.CUDA_BUILT)
+                    ? "built in, no CUDA device found (" + noDeviceReason() + ")"
                     : "not built in (no nvcc at build time)"));
         }
         for (int i = 0; i < gpus; i++) out.println(PagedKvCache.describeDevice(Device.cuda(i)));
         out.println("java: " + System.getProperty("java.runtime.version") + " (" + System.getProperty("java.vendor") + ")");
         return Main.OK;
+    }
+
+    /** The library's reason for finding no device (no driver, no GPU...). */
+    private static String noDeviceReason() {
+        try {
+            PagedKvCache.describeDevice(Device.cuda(0));
+            return "device 0 answers but is not usable";
+        } catch (PagedKvException e) {
+            return e.getMessage().replaceFirst("^pagedkv_device_describe: ", "");
+        }
     }
 }
