@@ -8,7 +8,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.List;
 import java.util.Random;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
@@ -21,10 +20,12 @@ import org.junit.jupiter.params.provider.EnumSource;
 class CudaCacheTest {
     private static final int LAYERS = 2, KV_HEADS = 2, QO_HEADS = 8, HEAD_DIM = 128, PAGE_SIZE = 16;
 
-    @BeforeAll
-    static void requireDevice() {
-        int count = PagedKvCache.cudaDeviceCount();
-        assumeTrue(count > 0, () -> "skipped: no CUDA device (" + noDeviceReason() + ")");
+    /** Skips the calling test, saying why on the console and in the report, without a device. */
+    private static void requireDevice() {
+        if (PagedKvCache.cudaDeviceCount() > 0) return;
+        String reason = "CudaCacheTest skipped: no CUDA device (" + noDeviceReason() + ")";
+        System.out.println(reason);
+        assumeTrue(false, reason);
     }
 
     private static String noDeviceReason() {
@@ -59,6 +60,7 @@ class CudaCacheTest {
     @ParameterizedTest
     @EnumSource(value = KvDtype.class, names = {"F16", "BF16"})
     void cudaCacheMatchesCpuCache(KvDtype dtype) {
+        requireDevice();
         double tolerance = dtype == KvDtype.F16 ? 4e-3 : 1.6e-2;
         Random random = new Random(dtype.ordinal());
         try (PagedKvCache cpu = cache(Device.cpu(), dtype); PagedKvCache gpu = cache(Device.cuda(0), dtype);
