@@ -66,8 +66,8 @@ public class PrefillBenchmark {
         int[] prompt = new int[total];
         for (int i = 0; i < total; i++) prompt[i] = random.nextInt(32_000);
         if (cachedTokens > 0) {
-            // Compute the prefix once (plus one token, which a later prompt must recompute) and release it.
-            try (Sequence prefix = cache.createSequence(java.util.Arrays.copyOf(prompt, cachedTokens + 1));
+            // Compute the prefix once and release it: its pages stay cached for the measured prompt.
+            try (Sequence prefix = cache.createSequence(java.util.Arrays.copyOf(prompt, cachedTokens));
                  Batch prefill = cache.batch(prefix)) {
                 MemorySegment kv = randomFloats(random, prefill.numQoTokens() * KV_HEADS * HEAD_DIM);
                 cache.writeKv(prefill, 0, kv, kv, KvDtype.F32);
