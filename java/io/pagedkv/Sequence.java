@@ -5,6 +5,7 @@ import static io.pagedkv.internal.ffi.PagedKvNative.*;
 import io.pagedkv.internal.ffi.pagedkv_sequence_info;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicBoolean;
 
@@ -34,8 +35,8 @@ public final class Sequence implements AutoCloseable {
     // Last sizes seen, so that the array getters need one downcall, not a size query and a fetch.
     // Races between threads only cost a retry.
     private int pagesHint = INITIAL_CAPACITY;
-    private long tokensHint = INITIAL_CAPACITY;
-    private long slotsHint = INITIAL_CAPACITY;
+    private int tokensHint = INITIAL_CAPACITY;
+    private int slotsHint = INITIAL_CAPACITY;
 
     Sequence(PagedKvCache cache, long id, long numCached) {
         this.cache = cache;
@@ -77,16 +78,11 @@ public final class Sequence implements AutoCloseable {
     public int[] blockTable() {
         MemorySegment handle = handle();
         try (Arena scratch = Arena.ofConfined()) {
-            MemorySegment count = scratch.allocate(C_INT);
-            int capacity = pagesHint;
-            for (;;) {
-                MemorySegment pages = scratch.allocate(C_INT, capacity);
-                Status.check(pagedkv_sequence_get_block_table(handle, id, pages, capacity, count));
-                int n = count.get(C_INT, 0);
-                pagesHint = Math.max(n, 1);
-                if (n <= capacity) return pages.asSlice(0, n * C_INT.byteSize()).toArray(C_INT);
-                capacity = n; // longer than the hint: ask again with room for all
-            }
+            int[] pages = fetch(scratch, C_INT, C_INT, pagesHint,
+                    (buffer, capacity, count) -> pagedkv_sequence_get_block_table(handle, id, buffer, (int) capacity, count))
+                    .toArray(C_INT);
+            pagesHint = Math.max(pages.length, 1);
+            return pages;
         }
     }
 
@@ -94,16 +90,11 @@ public final class Sequence implements AutoCloseable {
     public int[] tokens() {
         MemorySegment handle = handle();
         try (Arena scratch = Arena.ofConfined()) {
-            MemorySegment count = scratch.allocate(C_LONG_LONG);
-            long capacity = tokensHint;
-            for (;;) {
-                MemorySegment tokens = scratch.allocate(C_INT, capacity);
-                Status.check(pagedkv_sequence_get_tokens(handle, id, tokens, capacity, count));
-                long n = count.get(C_LONG_LONG, 0);
-                tokensHint = Math.max(n, 1);
-                if (n <= capacity) return tokens.asSlice(0, n * C_INT.byteSize()).toArray(C_INT);
-                capacity = n;
-            }
+            int[] tokens = fetch(scratch, C_INT, C_LONG_LONG, tokensHint,
+                    (buffer, capacity, count) -> pagedkv_sequence_get_tokens(handle, id, buffer, capacity, count))
+                    .toArray(C_INT);
+            tokensHint = Math.max(tokens.length, 1);
+            return tokens;
         }
     }
 
@@ -114,16 +105,34 @@ public final class Sequence implements AutoCloseable {
     public long[] slotMapping() {
         MemorySegment handle = handle();
         try (Arena scratch = Arena.ofConfined()) {
-            MemorySegment count = scratch.allocate(C_LONG_LONG);
-            long capacity = slotsHint;
-            for (;;) {
-                MemorySegment slots = scratch.allocate(C_LONG_LONG, capacity);
-                Status.check(pagedkv_sequence_get_slot_mapping(handle, id, slots, capacity, count));
-                long n = count.get(C_LONG_LONG, 0);
-                slotsHint = Math.max(n, 1);
-                if (n <= capacity) return slots.asSlice(0, n * C_LONG_LONG.byteSize()).toArray(C_LONG_LONG);
-                capacity = n;
-            }
+            long[] slots = fetch(scratch, C_LONG_LONG, C_LONG_LONG, slotsHint,
+                    (buffer, capacity, count) -> pagedkv_sequence_get_slot_mapping(handle, id, buffer, capacity, count))
+                    .toArray(C_LONG_LONG);
+            slotsHint = Math.max(slots.length, 1);
+            return slots;
+        }
+    }
+
+    /** A native getter that copies up to {@code capacity} elements and writes the full count. */
+    @FunctionalInterface
+    private interface ArrayGetter {
+        int call(MemorySegment buffer, long capacity, MemorySegment count);
+    }
+
+    /**
+     * Runs {@code getter} with room for {@code hint} elements, and once more with room for all if
+     * the array was longer; returns the filled elements.
+     */
+    private static MemorySegment fetch(Arena scratch, ValueLayout element, ValueLayout countLayout, long hint,
+                                       ArrayGetter getter) {
+        MemorySegment count = scratch.allocate(countLayout);
+        long capacity = hint;
+        for (;;) {
+            MemorySegment buffer = scratch.allocate(element, capacity);
+            Status.check(getter.call(buffer, capacity, count));
+            long n = countLayout.byteSize() == Integer.BYTES ? count.get(C_INT, 0) : count.get(C_LONG_LONG, 0);
+            if (n <= capacity) return buffer.asSlice(0, n * element.byteSize());
+            capacity = n; // longer than the hint: ask again with room for all
         }
     }
 
