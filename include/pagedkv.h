@@ -7,14 +7,24 @@
  * Conventions (true of every function below unless it says otherwise):
  *  - Every function returns a pagedkv_status (int32_t). PAGEDKV_OK is 0. On any other status nothing
  *    was changed, and pagedkv_last_error() returns a message for the calling thread.
- *  - No function crashes on bad input: null pointers, unknown or released ids, out-of-range values
- *    and wrong sizes are reported as PAGEDKV_ERR_INVALID_ARGUMENT or PAGEDKV_ERR_NOT_FOUND.
+ *  - No function crashes on bad input: null pointers, unknown or released ids, out-of-range values,
+ *    sizes whose arithmetic would overflow, and destroyed handles are reported as
+ *    PAGEDKV_ERR_INVALID_ARGUMENT or PAGEDKV_ERR_NOT_FOUND.
+ *  - Handles (pagedkv_cache*, pagedkv_batch*) are entries of a table, not addresses: a handle
+ *    value is never dereferenced and never reused for another object, so a destroyed handle
+ *    (destroyed twice, used after destroy) is reported as INVALID_ARGUMENT and can never reach
+ *    an object created later.
+ *  - Tensor arguments (k, v, q, out, lse) carry no size: their shapes follow from the batch and
+ *    the params, as each kernel states, and a smaller buffer is the caller's error (as with
+ *    memcpy). The Java API checks every tensor's size before the call.
  *  - Only fixed-width integer types, so generated bindings do not depend on the platform.
  *  - Structs passed in or out start with `struct_size`, set by the caller to sizeof(the struct) as
  *    it knows it; the library reads or writes only that many bytes, so the ABI can grow at the end.
  *  - Threads: metadata functions (sequence, batch, stats) on one cache may be called from several
  *    threads at once; they serialize on the cache. Kernels may run concurrently on different CUDA
- *    streams, and on the CPU from different threads on disjoint outputs.
+ *    streams, and on the CPU from different threads on disjoint outputs. A function that changes a
+ *    sequence (commit, append, truncate, release) while a kernel call with a batch holding that
+ *    sequence runs on another thread waits until that call returns, then invalidates the batch.
  *  - Ownership: handles returned through `out` parameters are owned by the caller and released
  *    with their matching destroy function. Pointers into the cache (pages, batch arrays) stay valid
  *    until the cache (or batch) is destroyed.
@@ -60,7 +70,8 @@ enum pagedkv_status {
     PAGEDKV_ERR_UNSUPPORTED = 5,      /* valid request this build or device cannot serve */
     PAGEDKV_ERR_NO_DEVICE = 6,        /* CUDA requested but no CUDA device (or no CUDA build) */
     PAGEDKV_ERR_CUDA = 7,             /* a CUDA runtime call failed; the message has details */
-    PAGEDKV_ERR_INTERNAL = 8          /* a bug in pagedkv; please report the message */
+    PAGEDKV_ERR_INTERNAL = 8,         /* a bug in pagedkv; please report the message */
+    PAGEDKV_ERR_STALE_BATCH = 9       /* a batch used after one of its sequences changed: rebuild it */
 };
 
 /** Library version as MAJOR*10000 + MINOR*100 + PATCH; never fails. */
@@ -131,7 +142,8 @@ typedef struct pagedkv_cache_config {
     uint32_t struct_size;   /* sizeof(pagedkv_cache_config) */
     int32_t num_layers;     /* >= 1 */
     int32_t num_kv_heads;   /* >= 1 */
-    int32_t head_dim;       /* >= 1; kernels support 64, 128 (and other multiples of 8 on CPU) */
+    int32_t head_dim;       /* a multiple of 8 in [8, 256] (what every kernel serves; 64 and 128
+                               run the CUDA tensor-core path); others are INVALID_ARGUMENT */
     int32_t page_size;      /* tokens per page, 1..4096 */
     int32_t num_pages;      /* capacity in pages; 0 = derive from byte_budget */
     int64_t byte_budget;    /* used when num_pages == 0: floor(byte_budget / page_bytes) pages */
@@ -287,18 +299,49 @@ PAGEDKV_API int32_t pagedkv_sequence_release(pagedkv_cache* cache, int64_t seq_i
  * Batches: the arrays kernels need for a list of sequences, built once per step
  * ------------------------------------------------------------------------------------------- */
 
-/** Opaque batch: a snapshot of the block tables of some sequences, on the cache's device. */
+/**
+ * Opaque batch: the kernel metadata of some sequences for one model step, on the cache's device.
+ *
+ * Validity rule. A batch is built for one step and is valid until any of its sequences changes:
+ * a commit (pagedkv_sequence_commit, or pagedkv_batch_commit of this or another batch), an
+ * append, a truncate or a release. From then on every kernel call and every commit with the
+ * batch fails with PAGEDKV_ERR_STALE_BATCH and changes nothing, so a batch can never write KV
+ * into pages its sequences no longer own, nor commit positions it did not cover. Forking a
+ * member does not change it. pagedkv_batch_get_info and pagedkv_batch_destroy accept a stale
+ * batch (its arrays stay readable until it is destroyed). A change of a member while a kernel
+ * call with the batch runs on another thread waits for that call to return.
+ * The typical step: create, for every layer write_kv + attention, pagedkv_batch_commit (which
+ * makes the batch stale), destroy, then append the sampled tokens.
+ */
 typedef struct pagedkv_batch pagedkv_batch;
 
 /**
- * Builds the kernel metadata for sequences seq_ids[0..num_seqs). For sequence i,
- * query positions are its positions to compute [num_computed, num_tokens) (qo_len >= 0) and the KV
- * is all of [0, num_tokens). The batch is a snapshot: later sequence changes do not alter it.
- * Also finds the number of leading pages shared by every sequence of the batch (for cascade).
+ * Builds the kernel metadata for sequences seq_ids[0..num_seqs) (distinct, live) and checks it
+ * once, so that the per-layer kernel calls only run. For sequence i, query positions are its
+ * positions to compute [num_computed, num_tokens) (qo_len >= 0) and the KV is all of
+ * [0, num_tokens). Also finds the number of leading pages shared by every sequence of the batch
+ * (for cascade). On a CUDA cache the arrays are uploaded to the device and visible to kernels on
+ * any stream when this returns (see pagedkv_batch_create_on_stream for the asynchronous form).
+ * On CUDA, kernel calls return once queued: pages a released sequence held may be handed to
+ * another sequence at once, so a caller using several streams orders them itself.
  */
 PAGEDKV_API int32_t pagedkv_batch_create(pagedkv_cache* cache, const int64_t* seq_ids, int32_t num_seqs,
                                          pagedkv_batch** out_batch);
 
+/**
+ * pagedkv_batch_create for a CUDA step on `cuda_stream` (a cudaStream_t; null = the legacy default
+ * stream): the arrays go through pinned staging memory into a device ring the cache allocated
+ * once, with cudaMemcpyAsync on that stream, so building a batch neither allocates nor waits for
+ * the GPU, and kernels queued on the same stream see the arrays. Run the batch's kernels on that
+ * stream (or order other streams after it). On a CPU cache the stream is ignored.
+ */
+PAGEDKV_API int32_t pagedkv_batch_create_on_stream(pagedkv_cache* cache, const int64_t* seq_ids, int32_t num_seqs,
+                                                   void* cuda_stream, pagedkv_batch** out_batch);
+
+/**
+ * Destroys a batch (stale or not). Null is accepted. A kernel call with the batch running on
+ * another thread finishes first. A second destroy of the same handle is INVALID_ARGUMENT.
+ */
 PAGEDKV_API int32_t pagedkv_batch_destroy(pagedkv_batch* batch);
 
 /**
@@ -329,7 +372,11 @@ typedef struct pagedkv_batch_info {
 
 PAGEDKV_API int32_t pagedkv_batch_get_info(const pagedkv_batch* batch, pagedkv_batch_info* out_info);
 
-/** Commits every sequence of the batch to its full length (convenience for one model step). */
+/**
+ * Commits every sequence of the batch to the length it had when the batch was built (the positions
+ * the batch's write_kv calls covered). STALE_BATCH if any member changed since; afterwards the
+ * batch itself is stale.
+ */
 PAGEDKV_API int32_t pagedkv_batch_commit(pagedkv_cache* cache, const pagedkv_batch* batch);
 
 /* ---------------------------------------------------------------------------------------------
@@ -341,7 +388,7 @@ PAGEDKV_API int32_t pagedkv_batch_commit(pagedkv_cache* cache, const pagedkv_bat
 typedef struct pagedkv_attention_params {
     uint32_t struct_size;
     int32_t num_qo_heads;     /* multiple of num_kv_heads (GQA; equal = MHA; Hkv = 1 = MQA) */
-    float sm_scale;           /* softmax scale; 0 means 1/sqrt(head_dim) */
+    float sm_scale;           /* softmax scale, finite and > 0; 0 means 1/sqrt(head_dim) */
     int32_t q_dtype;          /* dtype of q (F32 always; F16/BF16 where supported) */
     int32_t out_dtype;        /* dtype of out (F32 always; F16/BF16 where supported) */
     int32_t num_threads;      /* CPU: worker threads, 0 = all cores */

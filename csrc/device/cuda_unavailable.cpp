@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "device/cuda_device.h"
+#include "device/device.h"
 #include "kernels/kernels.h"
 
 namespace pagedkv::device {
@@ -26,6 +27,7 @@ void cuda_free(int32_t, void*) noexcept {}
 void cuda_memcpy(int32_t, void*, const void*, int64_t, int32_t) { no_cuda(); }
 void cuda_memset(int32_t, void*, int32_t, int64_t) { no_cuda(); }
 void cuda_synchronize(int32_t) { no_cuda(); }
+std::unique_ptr<Device> make_cuda_device(int32_t) { no_cuda(); }
 
 }  // namespace pagedkv::device
 

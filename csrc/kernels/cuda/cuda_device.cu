@@ -1,6 +1,7 @@
 // The CUDA runtime as the core sees it (csrc/device/cuda_device.h): device count and description,
 // allocation, copies, synchronization. Every call first selects the cache's device; failures become
 // pagedkv::Error with the runtime's message (see throw_cuda_error).
+#include <algorithm>
 #include <string>
 
 #include "device/cuda_device.h"
@@ -109,5 +110,72 @@ void cuda_synchronize(int32_t device_index) {
     select_device(device_index);
     PAGEDKV_CUDA_CHECK(cudaDeviceSynchronize());
 }
+
+}  // namespace pagedkv::device
+
+// ---- the Device of a CUDA cache ---------------------------------------------------------------
+
+#include "device/device.h"
+#include "kernels/kernels.h"
+
+namespace pagedkv::device {
+
+namespace {
+
+class CudaDevice final : public Device {
+public:
+    explicit CudaDevice(int32_t index) : index_(index) { select_device(index); }
+
+    int32_t type() const override { return PAGEDKV_DEVICE_CUDA; }
+    int32_t index() const override { return index_; }
+
+    void* alloc(int64_t bytes) override { return cuda_alloc(index_, std::max<int64_t>(bytes, 1)); }
+    void free(void* ptr) noexcept override { cuda_free(index_, ptr); }
+    void copy(void* dst, const void* src, int64_t bytes, int32_t kind) override {
+        cuda_memcpy(index_, dst, src, bytes, kind);
+    }
+    void synchronize() override { cuda_synchronize(index_); }
+
+    // Internal copies do not know the caller's streams: the device-wide synchronization before
+    // orders them after every write queued so far, the one after before every later write.
+    void copy_page_runs(const PageGeometry& g, const int32_t* src, const int32_t* dst, int32_t count,
+                        int32_t tokens) override {
+        if (count <= 0 || tokens <= 0) return;
+        select_device(index_);
+        PAGEDKV_CUDA_CHECK(cudaDeviceSynchronize());
+        auto* pool = static_cast<unsigned char*>(g.pool_base);
+        for (int32_t i = 0; i < count; ++i) {
+            if (src[i] == dst[i]) continue;
+            PAGEDKV_CUDA_CHECK(cudaMemcpy2DAsync(pool + int64_t(dst[i]) * g.page_bytes, size_t(g.row_bytes),
+                                                 pool + int64_t(src[i]) * g.page_bytes, size_t(g.row_bytes),
+                                                 size_t(tokens) * size_t(g.token_bytes), size_t(g.rows),
+                                                 cudaMemcpyDeviceToDevice, nullptr));
+        }
+        PAGEDKV_CUDA_CHECK(cudaDeviceSynchronize());
+    }
+    void copy_pages(void* pool_base, int64_t page_bytes, const int32_t* src, const int32_t* dst, int32_t count,
+                    void* stream) override {
+        kernels::cuda::copy_pages(pool_base, page_bytes, src, dst, count, stream);
+    }
+
+    Metadata place_metadata(const void* host, int64_t bytes, void*) override {
+        void* data = cuda_alloc(index_, std::max<int64_t>(bytes, 1));
+        try {
+            cuda_memcpy(index_, data, host, bytes, PAGEDKV_COPY_HOST_TO_DEVICE);
+        } catch (...) {
+            cuda_free(index_, data);
+            throw;
+        }
+        return Metadata{data, 0};
+    }
+    void release_metadata(const Metadata& metadata, void*) noexcept override { cuda_free(index_, metadata.data); }
+
+private:
+    int32_t index_;
+};
+
+}  // namespace
+
+std::unique_ptr<Device> make_cuda_device(int32_t device_index) { return std::make_unique<CudaDevice>(device_index); }
 
 }  // namespace pagedkv::device
