@@ -132,6 +132,15 @@ public class PagedKvNative extends PagedKvNative$shared {
     public static int PAGEDKV_ERR_INTERNAL() {
         return PAGEDKV_ERR_INTERNAL;
     }
+    private static final int PAGEDKV_ERR_STALE_BATCH = (int)9L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_status.PAGEDKV_ERR_STALE_BATCH = 9
+     * }
+     */
+    public static int PAGEDKV_ERR_STALE_BATCH() {
+        return PAGEDKV_ERR_STALE_BATCH;
+    }
 
     private static class pagedkv_version {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
@@ -1701,6 +1710,70 @@ public class PagedKvNative extends PagedKvNative$shared {
                 traceDowncall("pagedkv_batch_create", cache, seq_ids, num_seqs, out_batch);
             }
             return (int)mh$.invokeExact(cache, seq_ids, num_seqs, out_batch);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class pagedkv_batch_create_on_stream {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.find("pagedkv_batch_create_on_stream").orElseThrow();
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_batch_create_on_stream(pagedkv_cache *cache, const int64_t *seq_ids, int32_t num_seqs, void *cuda_stream, pagedkv_batch **out_batch)
+     * }
+     */
+    public static FunctionDescriptor pagedkv_batch_create_on_stream$descriptor() {
+        return pagedkv_batch_create_on_stream.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_batch_create_on_stream(pagedkv_cache *cache, const int64_t *seq_ids, int32_t num_seqs, void *cuda_stream, pagedkv_batch **out_batch)
+     * }
+     */
+    public static MethodHandle pagedkv_batch_create_on_stream$handle() {
+        return pagedkv_batch_create_on_stream.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_batch_create_on_stream(pagedkv_cache *cache, const int64_t *seq_ids, int32_t num_seqs, void *cuda_stream, pagedkv_batch **out_batch)
+     * }
+     */
+    public static MemorySegment pagedkv_batch_create_on_stream$address() {
+        return pagedkv_batch_create_on_stream.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pagedkv_batch_create_on_stream(pagedkv_cache *cache, const int64_t *seq_ids, int32_t num_seqs, void *cuda_stream, pagedkv_batch **out_batch)
+     * }
+     */
+    public static int pagedkv_batch_create_on_stream(MemorySegment cache, MemorySegment seq_ids, int num_seqs, MemorySegment cuda_stream, MemorySegment out_batch) {
+        var mh$ = pagedkv_batch_create_on_stream.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("pagedkv_batch_create_on_stream", cache, seq_ids, num_seqs, cuda_stream, out_batch);
+            }
+            return (int)mh$.invokeExact(cache, seq_ids, num_seqs, cuda_stream, out_batch);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
