@@ -100,7 +100,7 @@ double trie_walk_seconds(const std::vector<int32_t>& prompt, int32_t page_size) 
     int32_t pages = int32_t(prompt.size()) / page_size;
     pagedkv::PagePool pool(pages * 2 + 64);
     pagedkv::PrefixTrie trie(pages * 2 + 64, page_size, pool);
-    int32_t node = trie.add_root("");
+    int32_t node = trie.acquire_root("");
     for (int32_t i = 0; i < pages; ++i) {
         trie.insert_full(i, node, prompt.data() + int64_t(i) * page_size);
         node = i;
@@ -126,13 +126,13 @@ double cold_walk_seconds(const std::vector<int32_t>& prompt, int32_t page_size, 
     std::vector<int32_t> ids(static_cast<size_t>(total));
     std::iota(ids.begin(), ids.end(), 0);
     std::shuffle(ids.begin(), ids.end(), rng);
-    int32_t node = trie.add_root("");
+    int32_t node = trie.acquire_root("");
     for (int32_t i = 0; i < pages; ++i) {
         trie.insert_full(ids[size_t(i)], node, prompt.data() + int64_t(i) * page_size);
         node = ids[size_t(i)];
     }
     // Other prompts fill three quarters of the index, 64 pages each.
-    int32_t other_root = trie.add_root("other");
+    int32_t other_root = trie.acquire_root("other");
     std::vector<int32_t> other(static_cast<size_t>(page_size));
     for (int32_t i = pages; i < total / 4 * 3; ++i) {
         for (auto& token : other) token = int32_t(rng() % 50000);

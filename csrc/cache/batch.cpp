@@ -4,7 +4,6 @@
 #include <climits>
 
 #include "common/error.h"
-#include "device/cuda_device.h"
 
 namespace pagedkv {
 
@@ -70,6 +69,10 @@ Batch::Batch(const std::vector<const Sequence*>& sequences, int32_t page_size) {
                                  position % page_size;
         qo_indptr[i + 1] = int32_t(qo_cursor);
         kv_len[i] = int32_t(s.num_tokens());
+        if (s.num_tokens() - s.num_computed != 1 && first_non_decode_member_ < 0) {
+            one_query_per_sequence_ = false;
+            first_non_decode_member_ = int32_t(i);
+        }
         max_kv = std::max(max_kv, s.num_tokens());
         max_qo = std::max(max_qo, s.num_tokens() - s.num_computed);
     }
@@ -80,6 +83,7 @@ Batch::Batch(const std::vector<const Sequence*>& sequences, int32_t page_size) {
     host_.num_qo_tokens = num_qo;
     host_.max_kv_len = max_kv;
     host_.max_qo_len = max_qo;
+    device_arrays_ = host_;
 }
 
 kernels::BatchArrays Batch::arrays_at(const void* base_pointer) const {
@@ -92,23 +96,6 @@ kernels::BatchArrays Batch::arrays_at(const void* base_pointer) const {
     arrays.qo_indptr = reinterpret_cast<const int32_t*>(base + qo_indptr_offset_);
     arrays.kv_len = reinterpret_cast<const int32_t*>(base + kv_len_offset_);
     return arrays;
-}
-
-void Batch::upload_to_cuda(int32_t device_index) {
-    void* device = device::cuda_alloc(device_index, storage_bytes_);
-    try {
-        device::cuda_memcpy(device_index, device, storage_.data(), storage_bytes_, PAGEDKV_COPY_HOST_TO_DEVICE);
-    } catch (...) {
-        device::cuda_free(device_index, device);
-        throw;
-    }
-    device_ = device;
-    device_index_ = device_index;
-    device_arrays_ = arrays_at(device_);
-}
-
-Batch::~Batch() {
-    if (device_) device::cuda_free(device_index_, device_);
 }
 
 }  // namespace pagedkv

@@ -1,14 +1,19 @@
-// A batch: the kernel metadata (FlashInfer-style arrays) of some sequences, snapshotted once.
-// Host arrays live in one buffer; a CUDA cache gets a device copy in one device allocation.
+// A batch: the kernel metadata (FlashInfer-style arrays) of some sequences for one step, built
+// and checked once. Its owning Cache tracks it: any change of a member makes it stale (kernel
+// calls and commits with it then fail), and a member cannot change while a kernel call with the
+// batch runs. The fields below the arrays belong to the cache and change only under its mutex.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "device/device.h"
 #include "kernels/paged_layout.h"
 #include "sequence/sequence.h"
 
 namespace pagedkv {
+
+class Cache;
 
 class Batch {
 public:
@@ -20,20 +25,23 @@ public:
     // Snapshot of `sequences` (live, distinct, at least one). Throws INVALID_ARGUMENT when the
     // batch does not fit the int32 arrays.
     Batch(const std::vector<const Sequence*>& sequences, int32_t page_size);
-    ~Batch();
     Batch(const Batch&) = delete;
     Batch& operator=(const Batch&) = delete;
 
-    // Copies the arrays into one allocation on CUDA device `device_index` (call once).
-    void upload_to_cuda(int32_t device_index);
-
     const kernels::BatchArrays& host_arrays() const { return host_; }
-    // Equal to host_arrays() unless upload_to_cuda() was called.
-    const kernels::BatchArrays& device_arrays() const { return device_ ? device_arrays_ : host_; }
+    // Where kernels of the cache's device read the arrays (the host arrays on the CPU).
+    const kernels::BatchArrays& device_arrays() const { return device_arrays_; }
     const std::vector<Member>& members() const { return members_; }
+    // Every member has exactly one query token (what decode needs), found once at build time.
+    bool one_query_per_sequence() const { return one_query_per_sequence_; }
+    // The first member whose query count is not one (for decode's message), or -1.
+    int32_t first_non_decode_member() const { return first_non_decode_member_; }
 
 private:
+    friend class Cache;
     kernels::BatchArrays arrays_at(const void* base) const;
+    const void* storage() const { return storage_.data(); }
+    int64_t storage_bytes() const { return storage_bytes_; }
 
     std::vector<Member> members_;
     std::vector<int64_t> storage_;  // int64 elements so slot_mapping is aligned
@@ -43,8 +51,17 @@ private:
             qo_indptr_offset_ = 0, kv_len_offset_ = 0;
     kernels::BatchArrays host_{};
     kernels::BatchArrays device_arrays_{};
-    void* device_ = nullptr;
-    int32_t device_index_ = 0;
+    bool one_query_per_sequence_ = true;
+    int32_t first_non_decode_member_ = -1;
+
+    // ---- owned by the cache, under its mutex ----
+    const Cache* owner_ = nullptr;  // null once destroyed or its cache is gone
+    // Why the batch may no longer be used: sequence `stale_seq_` was `stale_change_` (null: valid).
+    const char* stale_change_ = nullptr;
+    int64_t stale_seq_ = 0;
+    int32_t running_ = 0;           // kernel calls with this batch in progress
+    device::Metadata metadata_;
+    void* stream_ = nullptr;
 };
 
 }  // namespace pagedkv

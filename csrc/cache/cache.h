@@ -1,8 +1,11 @@
-// The cache: one page pool on one device, one prefix index, the live sequences. Every public
-// method takes the cache's mutex; all-or-nothing operations check capacity before changing
-// anything, so a failure (OUT_OF_PAGES, bad input) leaves the cache exactly as it was.
+// The cache: one page pool on one device (through its PageManager), the live sequences, and the
+// batches built over them. Every public method takes the cache's mutex; all-or-nothing
+// operations check capacity before changing anything, so a failure (OUT_OF_PAGES, bad input)
+// leaves the cache exactly as it was. Batches are tracked: a change of a sequence waits for the
+// kernel calls running with batches that hold it, then makes those batches stale.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -11,10 +14,10 @@
 #include <vector>
 
 #include "cache/batch.h"
+#include "device/device.h"
 #include "kernels/paged_layout.h"
 #include "pagedkv.h"
-#include "pool/page_pool.h"
-#include "pool/pool_memory.h"
+#include "pool/page_manager.h"
 #include "prefix/prefix_trie.h"
 #include "sequence/sequence.h"
 
@@ -23,20 +26,24 @@ namespace pagedkv {
 class Cache {
 public:
     // Validates `config` (a complete struct; the C layer pads short ones with zeros) and
-    // allocates the pool. Throws INVALID_ARGUMENT, NO_DEVICE or OUT_OF_MEMORY.
-    explicit Cache(const pagedkv_cache_config& config);
+    // allocates the pool. Throws INVALID_ARGUMENT, NO_DEVICE or OUT_OF_MEMORY. `key` replaces
+    // the index's key function (tests).
+    explicit Cache(const pagedkv_cache_config& config, PrefixTrie::KeyFunction key = nullptr);
     ~Cache();
     Cache(const Cache&) = delete;
     Cache& operator=(const Cache&) = delete;
 
+    // Waits for running kernel calls, then makes every batch unusable (the cache is going away).
+    void shutdown();
+
     // ---- layout (immutable, no lock) ---------------------------------------------------------
     const pagedkv_cache_config& config() const { return config_; }
     int32_t device_type() const { return config_.device_type; }
-    int32_t device_index() const { return config_.device_index; }
     int32_t page_size() const { return config_.page_size; }
     int32_t num_pages() const { return config_.num_pages; }
     int64_t page_bytes() const { return page_bytes_; }
-    void* pool_base() const { return memory_->base(); }
+    void* pool_base() const { return pages_.pool_base(); }
+    device::Device& device() const { return *device_; }
     // One layer as kernels see it; INVALID_ARGUMENT for a layer outside [0, num_layers).
     kernels::PagedLayer layer(int32_t layer) const;
     pagedkv_cache_layout layout() const;
@@ -65,9 +72,30 @@ public:
     void release(int64_t seq_id);
 
     // ---- batches -------------------------------------------------------------------------------
-    std::unique_ptr<Batch> make_batch(const int64_t* seq_ids, int32_t num_seqs);
-    // Commits every member to its length at batch creation (idempotent); checks all first.
-    void commit_batch(const Batch& batch);
+    // Builds, checks and places a batch; on a CUDA cache its arrays are uploaded on `stream`
+    // (and waited for when `wait` is set, so kernels on any stream see them).
+    std::unique_ptr<Batch> make_batch(const int64_t* seq_ids, int32_t num_seqs, void* stream, bool wait);
+    // Stops tracking `batch` (waiting for its running kernel calls) and frees its device arrays.
+    void destroy_batch(Batch& batch);
+    // A kernel call with `batch` in progress: members cannot change until it ends.
+    class BatchUse {
+    public:
+        BatchUse(Cache& cache, Batch& batch) : cache_(cache), batch_(batch) {}
+        ~BatchUse() { cache_.end_use(batch_); }
+        BatchUse(const BatchUse&) = delete;
+        BatchUse& operator=(const BatchUse&) = delete;
+
+    private:
+        Cache& cache_;
+        Batch& batch_;
+    };
+    // Throws INVALID_ARGUMENT (not a batch of this cache, destroyed) or STALE_BATCH.
+    [[nodiscard]] BatchUse use_batch(Batch& batch);
+    // Commits every member to its length at batch creation; STALE_BATCH if one changed since.
+    // The batch is stale afterwards.
+    void commit_batch(Batch& batch);
+    // INVALID_ARGUMENT unless `batch` is tracked by this cache (stale is fine).
+    void require_own_batch(const Batch& batch) const;
 
     // ---- device memory helpers -----------------------------------------------------------------
     void* device_alloc(int64_t bytes);
@@ -76,48 +104,36 @@ public:
     void synchronize();
 
     // Verifies every internal invariant (ref counts against block tables, free list, index,
-    // eviction candidates, sequence invariants); returns the first problem found, or "".
+    // eviction candidates, sequence invariants, batch tracking); returns the first problem, or "".
     std::string check_consistency() const;
 
 private:
-    bool reuse() const { return (config_.flags & PAGEDKV_CACHE_NO_REUSE) == 0; }
+    using Lock = std::unique_lock<std::mutex>;
+
     void validate_tokens(const int32_t* tokens, int64_t count, const char* what) const;
     int64_t pages_for(int64_t tokens) const { return (tokens + config_.page_size - 1) / config_.page_size; }
-    // The node a page at block-table index `index` of `s` hangs under.
-    int32_t parent_node(const Sequence& s, int64_t index) const {
-        return index == 0 ? s.root : s.block_table[size_t(index - 1)];
-    }
+    int64_t capacity_tokens() const { return int64_t(config_.num_pages) * config_.page_size; }
 
-    // Pages ---------------------------------------------------------------------------------
-    // Throws OUT_OF_PAGES unless `needed` pages can be had from the free list and the cache.
-    void require_pages(int64_t needed, const char* operation) const;
-    // A page held once by the caller: from the free list, else the LRU evictable leaf.
-    int32_t allocate_page();
-    // Drops one hold; at zero the page stays cached if indexed, else it becomes free.
-    void release_page(int32_t page);
-    void copy_page(int32_t src, int32_t dst);
-    // Replaces block_table[index] (held by others, or FULL, or a donor longer than our tokens)
-    // with a private copy; the copy donates the computed run it holds.
-    void copy_on_write(Sequence& s, int64_t index);
-
-    // Index ---------------------------------------------------------------------------------
-    // Adds the pages that commit(c) completes to the index (dedup) and the partial tail donor.
-    void index_computed(Sequence& s, int64_t num_computed);
-    void index_full_page(Sequence& s, int64_t index);
-    void index_partial_page(Sequence& s, int64_t index, int32_t valid);
+    // The live sequence `seq_id` once no kernel call runs with a batch holding it (waits).
+    Sequence& quiesced(int64_t seq_id, Lock& lock);
+    // Makes every batch holding `s` stale: `change` says what happened to it.
+    void invalidate_batches(Sequence& s, const char* change);
+    void mark_stale(Batch& batch, int64_t seq_id, const char* change);
+    void end_use(Batch& batch);
 
     std::string check_sequence(const Sequence& s) const;
+    std::string check_batches() const;
 
     pagedkv_cache_config config_;
     int64_t page_bytes_ = 0;
-    std::unique_ptr<PoolMemory> memory_;
+    std::unique_ptr<device::Device> device_;
 
     mutable std::mutex mutex_;
-    PagePool pool_;
-    PrefixTrie trie_;
+    std::condition_variable idle_;  // signalled when a batch's last running kernel call ends
+    PageManager pages_;
     SequenceTable sequences_;
+    std::unordered_set<Batch*> batches_;
     pagedkv_cache_stats stats_{};
-    std::vector<int32_t> scratch_pages_;
     std::unordered_set<void*> device_allocations_;
 };
 

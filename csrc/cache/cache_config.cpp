@@ -11,6 +11,7 @@ namespace pagedkv {
 
 namespace {
 constexpr int32_t kMaxPageSize = 4096;
+constexpr int32_t kMaxHeadDim = 256;
 
 void require_positive(int32_t value, const char* field) {
     PAGEDKV_REQUIRE(value >= 1, PAGEDKV_ERR_INVALID_ARGUMENT, "config.", field, " must be >= 1, got ", value);
@@ -28,6 +29,10 @@ pagedkv_cache_config validated_config(const pagedkv_cache_config& config) {
     require_positive(c.num_layers, "num_layers");
     require_positive(c.num_kv_heads, "num_kv_heads");
     require_positive(c.head_dim, "head_dim");
+    // What every kernel serves, checked here rather than at the first kernel call.
+    PAGEDKV_REQUIRE(c.head_dim % 8 == 0 && c.head_dim <= kMaxHeadDim, PAGEDKV_ERR_INVALID_ARGUMENT,
+                    "config.head_dim must be a multiple of 8 in [8, ", kMaxHeadDim, "] (the kernels' head dims), got ",
+                    c.head_dim);
     PAGEDKV_REQUIRE(c.page_size >= 1 && c.page_size <= kMaxPageSize, PAGEDKV_ERR_INVALID_ARGUMENT,
                     "config.page_size must be in [1, ", kMaxPageSize, "], got ", c.page_size);
     PAGEDKV_REQUIRE(is_valid_dtype(c.kv_dtype), PAGEDKV_ERR_INVALID_ARGUMENT, "config.kv_dtype ", c.kv_dtype,

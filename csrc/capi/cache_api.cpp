@@ -3,29 +3,13 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
-#include <mutex>
+#include <memory>
 
 #include "capi/guard.h"
 #include "capi/handles.h"
 #include "pagedkv.h"
 
 namespace pagedkv::capi {
-
-pagedkv::Cache& checked(const pagedkv_cache* cache) {
-    PAGEDKV_REQUIRE_NOT_NULL(cache);
-    PAGEDKV_REQUIRE(cache->magic == kCacheMagic && cache->impl, PAGEDKV_ERR_INVALID_ARGUMENT,
-                    "cache is not a live pagedkv_cache handle (destroyed, or not from pagedkv_cache_create)");
-    return *cache->impl;
-}
-
-pagedkv::Batch& checked(const pagedkv_batch* batch) {
-    PAGEDKV_REQUIRE_NOT_NULL(batch);
-    PAGEDKV_REQUIRE(batch->magic != kDeadBatchMagic, PAGEDKV_ERR_INVALID_ARGUMENT,
-                    "batch belonged to a cache that was destroyed; only pagedkv_batch_destroy accepts it");
-    PAGEDKV_REQUIRE(batch->magic == kBatchMagic && batch->impl, PAGEDKV_ERR_INVALID_ARGUMENT,
-                    "batch is not a live pagedkv_batch handle (destroyed, or not from pagedkv_batch_create)");
-    return *batch->impl;
-}
 
 namespace {
 
@@ -52,61 +36,52 @@ int32_t pagedkv_cache_create(const pagedkv_cache_config* config, pagedkv_cache**
         PAGEDKV_REQUIRE_NOT_NULL(config);
         PAGEDKV_REQUIRE_NOT_NULL(out_cache);
         PAGEDKV_REQUIRE_STRUCT(config, pagedkv_cache_config, flags);
-        auto handle = std::make_unique<pagedkv_cache>();
-        handle->impl = std::make_unique<pagedkv::Cache>(pagedkv::capi::read_struct(config));
-        handle->magic = pagedkv::capi::kCacheMagic;
-        *out_cache = handle.release();
+        auto cache = std::make_shared<pagedkv::Cache>(pagedkv::capi::read_struct(config));
+        *out_cache = pagedkv::capi::register_cache(std::move(cache));
     });
 }
 
 int32_t pagedkv_cache_destroy(pagedkv_cache* cache) {
     return guarded(__func__, [&] {
         if (cache == nullptr) return;
-        checked(cache);
-        {
-            std::lock_guard lock(cache->batches_mutex);
-            for (pagedkv_batch* batch : cache->batches) {
-                batch->impl.reset();
-                batch->cache = nullptr;
-                batch->magic = pagedkv::capi::kDeadBatchMagic;
-            }
-            cache->batches.clear();
-        }
-        cache->magic = 0;
-        delete cache;
+        std::shared_ptr<pagedkv::Cache> impl = pagedkv::capi::unregister_cache(cache);
+        PAGEDKV_REQUIRE(impl != nullptr, PAGEDKV_ERR_INVALID_ARGUMENT,
+                        "cache is not a live pagedkv_cache handle (destroyed already, or not from "
+                        "pagedkv_cache_create)");
+        impl->shutdown();  // its batches become unusable; calls in progress on other threads finish
     });
 }
 
 int32_t pagedkv_cache_get_layout(const pagedkv_cache* cache, pagedkv_cache_layout* out_layout) {
     return guarded(__func__, [&] {
-        auto& impl = checked(cache);
+        auto impl = checked(cache);
         PAGEDKV_REQUIRE_NOT_NULL(out_layout);
         PAGEDKV_REQUIRE_STRUCT(out_layout, pagedkv_cache_layout, pool_bytes);
-        pagedkv::capi::write_struct(out_layout, impl.layout());
+        pagedkv::capi::write_struct(out_layout, impl->layout());
     });
 }
 
 int32_t pagedkv_cache_get_stats(const pagedkv_cache* cache, pagedkv_cache_stats* out_stats) {
     return guarded(__func__, [&] {
-        auto& impl = checked(cache);
+        auto impl = checked(cache);
         PAGEDKV_REQUIRE_NOT_NULL(out_stats);
         PAGEDKV_REQUIRE_STRUCT(out_stats, pagedkv_cache_stats, dedup_hits);
-        pagedkv::capi::write_struct(out_stats, impl.stats());
+        pagedkv::capi::write_struct(out_stats, impl->stats());
     });
 }
 
 int32_t pagedkv_cache_clear_unused(pagedkv_cache* cache, int32_t* out_evicted) {
     return guarded(__func__, [&] {
-        int32_t evicted = checked(cache).clear_unused();
+        int32_t evicted = checked(cache)->clear_unused();
         if (out_evicted) *out_evicted = evicted;
     });
 }
 
 int32_t pagedkv_cache_page_address(const pagedkv_cache* cache, int32_t page_id, void** out_ptr) {
     return guarded(__func__, [&] {
-        auto& impl = checked(cache);
+        auto impl = checked(cache);
         PAGEDKV_REQUIRE_NOT_NULL(out_ptr);
-        *out_ptr = impl.page_address(page_id);
+        *out_ptr = impl->page_address(page_id);
     });
 }
 
@@ -115,13 +90,13 @@ int32_t pagedkv_cache_page_address(const pagedkv_cache* cache, int32_t page_id, 
 int32_t pagedkv_sequence_create(pagedkv_cache* cache, const int32_t* prompt, int64_t num_tokens, const uint8_t* salt,
                                 int32_t salt_len, int64_t* out_seq_id, int64_t* out_cached_tokens) {
     return guarded(__func__, [&] {
-        auto& impl = checked(cache);
+        auto impl = checked(cache);
         PAGEDKV_REQUIRE_NOT_NULL(prompt);
         PAGEDKV_REQUIRE_NOT_NULL(out_seq_id);
         PAGEDKV_REQUIRE(salt_len >= 0, PAGEDKV_ERR_INVALID_ARGUMENT, "salt_len must be >= 0, got ", salt_len);
         PAGEDKV_REQUIRE(salt != nullptr || salt_len == 0, PAGEDKV_ERR_INVALID_ARGUMENT,
                         "salt must not be null when salt_len > 0 (", salt_len, ")");
-        auto created = impl.create_sequence(prompt, num_tokens, salt, salt_len);
+        auto created = impl->create_sequence(prompt, num_tokens, salt, salt_len);
         *out_seq_id = created.seq_id;
         if (out_cached_tokens) *out_cached_tokens = created.cached_tokens;
     });
@@ -129,109 +104,120 @@ int32_t pagedkv_sequence_create(pagedkv_cache* cache, const int32_t* prompt, int
 
 int32_t pagedkv_sequence_get_info(const pagedkv_cache* cache, int64_t seq_id, pagedkv_sequence_info* out_info) {
     return guarded(__func__, [&] {
-        auto& impl = checked(cache);
+        auto impl = checked(cache);
         PAGEDKV_REQUIRE_NOT_NULL(out_info);
         PAGEDKV_REQUIRE_STRUCT(out_info, pagedkv_sequence_info, num_cached);
-        pagedkv::capi::write_struct(out_info, impl.sequence_info(seq_id));
+        pagedkv::capi::write_struct(out_info, impl->sequence_info(seq_id));
     });
 }
 
 int32_t pagedkv_sequence_get_block_table(const pagedkv_cache* cache, int64_t seq_id, int32_t* out_pages,
                                          int32_t capacity, int32_t* out_count) {
     return guarded(__func__, [&] {
-        auto& impl = checked(cache);
+        auto impl = checked(cache);
         PAGEDKV_REQUIRE_NOT_NULL(out_count);
         pagedkv::capi::require_buffer(out_pages, capacity, "out_pages");
-        *out_count = impl.block_table(seq_id, out_pages, capacity);
+        *out_count = impl->block_table(seq_id, out_pages, capacity);
     });
 }
 
 int32_t pagedkv_sequence_get_tokens(const pagedkv_cache* cache, int64_t seq_id, int32_t* out_tokens,
                                     int64_t capacity, int64_t* out_count) {
     return guarded(__func__, [&] {
-        auto& impl = checked(cache);
+        auto impl = checked(cache);
         PAGEDKV_REQUIRE_NOT_NULL(out_count);
         pagedkv::capi::require_buffer(out_tokens, capacity, "out_tokens");
-        *out_count = impl.tokens(seq_id, out_tokens, capacity);
+        *out_count = impl->tokens(seq_id, out_tokens, capacity);
     });
 }
 
 int32_t pagedkv_sequence_get_slot_mapping(const pagedkv_cache* cache, int64_t seq_id, int64_t* out_slots,
                                           int64_t capacity, int64_t* out_count) {
     return guarded(__func__, [&] {
-        auto& impl = checked(cache);
+        auto impl = checked(cache);
         PAGEDKV_REQUIRE_NOT_NULL(out_count);
         pagedkv::capi::require_buffer(out_slots, capacity, "out_slots");
-        *out_count = impl.slot_mapping(seq_id, out_slots, capacity);
+        *out_count = impl->slot_mapping(seq_id, out_slots, capacity);
     });
 }
 
 int32_t pagedkv_sequence_commit(pagedkv_cache* cache, int64_t seq_id, int64_t num_computed) {
-    return guarded(__func__, [&] { checked(cache).commit(seq_id, num_computed); });
+    return guarded(__func__, [&] { checked(cache)->commit(seq_id, num_computed); });
 }
 
 int32_t pagedkv_sequence_append(pagedkv_cache* cache, int64_t seq_id, const int32_t* tokens, int64_t num_tokens) {
     return guarded(__func__, [&] {
-        auto& impl = checked(cache);
+        auto impl = checked(cache);
         PAGEDKV_REQUIRE_NOT_NULL(tokens);
-        impl.append(seq_id, tokens, num_tokens);
+        impl->append(seq_id, tokens, num_tokens);
     });
 }
 
 int32_t pagedkv_sequence_fork(pagedkv_cache* cache, int64_t seq_id, int64_t* out_child_id) {
     return guarded(__func__, [&] {
-        auto& impl = checked(cache);
+        auto impl = checked(cache);
         PAGEDKV_REQUIRE_NOT_NULL(out_child_id);
-        *out_child_id = impl.fork(seq_id);
+        *out_child_id = impl->fork(seq_id);
     });
 }
 
 int32_t pagedkv_sequence_truncate(pagedkv_cache* cache, int64_t seq_id, int64_t new_num_tokens) {
-    return guarded(__func__, [&] { checked(cache).truncate(seq_id, new_num_tokens); });
+    return guarded(__func__, [&] { checked(cache)->truncate(seq_id, new_num_tokens); });
 }
 
 int32_t pagedkv_sequence_release(pagedkv_cache* cache, int64_t seq_id) {
-    return guarded(__func__, [&] { checked(cache).release(seq_id); });
+    return guarded(__func__, [&] { checked(cache)->release(seq_id); });
 }
 
 // ---- batches ----------------------------------------------------------------------------------
 
+namespace {
+pagedkv_batch* create_batch(pagedkv_cache* cache, const int64_t* seq_ids, int32_t num_seqs, void* stream,
+                            bool wait) {
+    auto impl = checked(cache);
+    PAGEDKV_REQUIRE_NOT_NULL(seq_ids);
+    auto entry = std::make_shared<pagedkv::capi::BatchEntry>();
+    entry->cache = impl;
+    entry->batch = impl->make_batch(seq_ids, num_seqs, stream, wait);
+    return pagedkv::capi::register_batch(std::move(entry));
+}
+}  // namespace
+
 int32_t pagedkv_batch_create(pagedkv_cache* cache, const int64_t* seq_ids, int32_t num_seqs,
                              pagedkv_batch** out_batch) {
     return guarded(__func__, [&] {
-        auto& impl = checked(cache);
-        PAGEDKV_REQUIRE_NOT_NULL(seq_ids);
         PAGEDKV_REQUIRE_NOT_NULL(out_batch);
-        auto handle = std::make_unique<pagedkv_batch>();
-        handle->impl = impl.make_batch(seq_ids, num_seqs);
-        handle->cache = cache;
-        handle->magic = pagedkv::capi::kBatchMagic;
-        std::lock_guard lock(cache->batches_mutex);
-        cache->batches.insert(handle.get());
-        *out_batch = handle.release();
+        *out_batch = create_batch(cache, seq_ids, num_seqs, nullptr, true);
+    });
+}
+
+int32_t pagedkv_batch_create_on_stream(pagedkv_cache* cache, const int64_t* seq_ids, int32_t num_seqs,
+                                       void* cuda_stream, pagedkv_batch** out_batch) {
+    return guarded(__func__, [&] {
+        PAGEDKV_REQUIRE_NOT_NULL(out_batch);
+        *out_batch = create_batch(cache, seq_ids, num_seqs, cuda_stream, false);
     });
 }
 
 int32_t pagedkv_batch_destroy(pagedkv_batch* batch) {
     return guarded(__func__, [&] {
         if (batch == nullptr) return;
-        if (batch->magic != pagedkv::capi::kDeadBatchMagic) {
-            checked(batch);
-            std::lock_guard lock(batch->cache->batches_mutex);
-            batch->cache->batches.erase(batch);
-        }
-        batch->magic = 0;
-        delete batch;
+        // The entry dies here or, if a call on another thread still uses it, when that call ends.
+        PAGEDKV_REQUIRE(pagedkv::capi::unregister_batch(batch) != nullptr, PAGEDKV_ERR_INVALID_ARGUMENT,
+                        "batch is not a live pagedkv_batch handle (destroyed already, or not from "
+                        "pagedkv_batch_create)");
     });
 }
 
 int32_t pagedkv_batch_get_info(const pagedkv_batch* batch, pagedkv_batch_info* out_info) {
     return guarded(__func__, [&] {
-        auto& impl = checked(batch);
+        auto entry = checked(batch);
         PAGEDKV_REQUIRE_NOT_NULL(out_info);
         PAGEDKV_REQUIRE_STRUCT(out_info, pagedkv_batch_info, d_kv_len);
-        const auto& host = impl.host_arrays();
-        const auto& device = impl.device_arrays();
+        PAGEDKV_REQUIRE(!entry->cache.expired(), PAGEDKV_ERR_INVALID_ARGUMENT,
+                        "the batch belonged to a cache that was destroyed; only pagedkv_batch_destroy accepts it");
+        const auto& host = entry->batch->host_arrays();
+        const auto& device = entry->batch->device_arrays();
         pagedkv_batch_info info{};
         info.num_seqs = host.num_seqs;
         info.num_pages = host.num_pages;
@@ -257,11 +243,8 @@ int32_t pagedkv_batch_get_info(const pagedkv_batch* batch, pagedkv_batch_info* o
 
 int32_t pagedkv_batch_commit(pagedkv_cache* cache, const pagedkv_batch* batch) {
     return guarded(__func__, [&] {
-        auto& impl = checked(cache);
-        auto& batch_impl = checked(batch);
-        PAGEDKV_REQUIRE(batch->cache == cache, PAGEDKV_ERR_INVALID_ARGUMENT,
-                        "the batch was built on another cache");
-        impl.commit_batch(batch_impl);
+        auto both = checked(cache, batch);
+        both.cache->commit_batch(both.batch());
     });
 }
 
@@ -269,22 +252,22 @@ int32_t pagedkv_batch_commit(pagedkv_cache* cache, const pagedkv_batch* batch) {
 
 int32_t pagedkv_device_alloc(pagedkv_cache* cache, int64_t bytes, void** out_ptr) {
     return guarded(__func__, [&] {
-        auto& impl = checked(cache);
+        auto impl = checked(cache);
         PAGEDKV_REQUIRE_NOT_NULL(out_ptr);
-        *out_ptr = impl.device_alloc(bytes);
+        *out_ptr = impl->device_alloc(bytes);
     });
 }
 
 int32_t pagedkv_device_free(pagedkv_cache* cache, void* ptr) {
-    return guarded(__func__, [&] { checked(cache).device_free(ptr); });
+    return guarded(__func__, [&] { checked(cache)->device_free(ptr); });
 }
 
 int32_t pagedkv_memcpy(pagedkv_cache* cache, void* dst, const void* src, int64_t bytes, int32_t kind) {
-    return guarded(__func__, [&] { checked(cache).memcpy(dst, src, bytes, kind); });
+    return guarded(__func__, [&] { checked(cache)->memcpy(dst, src, bytes, kind); });
 }
 
 int32_t pagedkv_synchronize(pagedkv_cache* cache) {
-    return guarded(__func__, [&] { checked(cache).synchronize(); });
+    return guarded(__func__, [&] { checked(cache)->synchronize(); });
 }
 
 }  // extern "C"

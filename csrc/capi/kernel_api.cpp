@@ -16,14 +16,16 @@
 namespace pagedkv::capi {
 namespace {
 
-// Everything a kernel call needs, validated.
+// Everything a kernel call needs, validated. The batch was checked when it was built, so a call
+// checks only its own arguments and that the batch is still valid (one lookup, no loops).
 struct KernelCall {
-    pagedkv::Cache& cache;
-    const pagedkv::Batch& batch;
+    CacheAndBatch handles;
     kernels::PagedLayer layer;
     kernels::AttentionOptions options;
     bool cuda;
-    const kernels::BatchArrays& arrays() const { return cuda ? batch.device_arrays() : batch.host_arrays(); }
+    Cache::BatchUse use;  // members cannot change until the call returns
+    const Batch& batch() const { return handles.batch(); }
+    const kernels::BatchArrays& arrays() const { return batch().device_arrays(); }
 };
 
 // The caller's params, zero-padded past its struct_size; fields up to out_dtype are required.
@@ -40,18 +42,18 @@ pagedkv_attention_params read_params(const pagedkv_attention_params* params) {
 
 KernelCall begin_call(pagedkv_cache* cache, const pagedkv_batch* batch, int32_t layer,
                       const pagedkv_attention_params* params) {
-    pagedkv::Cache& impl = checked(cache);
-    const pagedkv::Batch& batch_impl = checked(batch);
-    PAGEDKV_REQUIRE(batch->cache == cache, PAGEDKV_ERR_INVALID_ARGUMENT,
-                    "batch was created by another cache (its page ids mean nothing in this one)");
+    CacheAndBatch handles = checked(cache, batch);
     const pagedkv_attention_params p = read_params(params);
-    kernels::PagedLayer paged = impl.layer(layer);  // INVALID_ARGUMENT outside [0, num_layers)
+    kernels::PagedLayer paged = handles.cache->layer(layer);  // INVALID_ARGUMENT outside [0, num_layers)
     kernels::AttentionOptions options{p.num_qo_heads, p.sm_scale, p.q_dtype, p.out_dtype,
                                       p.num_threads,  p.kv_split_size, p.cuda_stream};
-    return KernelCall{impl, batch_impl, paged, options, impl.device_type() == PAGEDKV_DEVICE_CUDA};
+    const bool cuda = handles.cache->device_type() == PAGEDKV_DEVICE_CUDA;
+    Cache& impl = *handles.cache;
+    Batch& batch_impl = handles.batch();
+    return KernelCall{std::move(handles), paged, options, cuda, impl.use_batch(batch_impl)};
 }
 
-// The checks only attention needs: heads, scale, dtypes, head dim, and the batch's shape.
+// The checks only attention needs: heads, scale, dtypes.
 void check_attention(KernelCall& call, const void* q, const void* out) {
     PAGEDKV_REQUIRE_NOT_NULL(q);
     PAGEDKV_REQUIRE_NOT_NULL(out);
@@ -60,22 +62,13 @@ void check_attention(KernelCall& call, const void* q, const void* out) {
     PAGEDKV_REQUIRE(options.num_qo_heads >= 1 && options.num_qo_heads % kv_heads == 0, PAGEDKV_ERR_INVALID_ARGUMENT,
                     "params->num_qo_heads must be a positive multiple of the cache's num_kv_heads (", kv_heads,
                     "), got ", options.num_qo_heads);
-    PAGEDKV_REQUIRE(std::isfinite(options.sm_scale), PAGEDKV_ERR_INVALID_ARGUMENT,
-                    "params->sm_scale must be finite (0 = 1/sqrt(head_dim)), got ", options.sm_scale);
+    PAGEDKV_REQUIRE(std::isfinite(options.sm_scale) && options.sm_scale >= 0.0f, PAGEDKV_ERR_INVALID_ARGUMENT,
+                    "params->sm_scale must be finite and > 0 (0 = 1/sqrt(head_dim)), got ", options.sm_scale);
     if (options.sm_scale == 0.0f) options.sm_scale = 1.0f / std::sqrt(float(head_dim));
     PAGEDKV_REQUIRE(is_valid_dtype(options.q_dtype), PAGEDKV_ERR_INVALID_ARGUMENT, "params->q_dtype ",
                     options.q_dtype, " is not a pagedkv_dtype");
     PAGEDKV_REQUIRE(is_valid_dtype(options.out_dtype), PAGEDKV_ERR_INVALID_ARGUMENT, "params->out_dtype ",
                     options.out_dtype, " is not a pagedkv_dtype");
-    if (!call.cuda)
-        PAGEDKV_REQUIRE(head_dim % 8 == 0, PAGEDKV_ERR_UNSUPPORTED,
-                        "the CPU attention kernels need a head_dim that is a multiple of 8; this cache has ", head_dim);
-    const kernels::BatchArrays& host = call.batch.host_arrays();
-    for (int32_t seq = 0; seq < host.num_seqs; ++seq) {
-        const int32_t qo_len = host.qo_indptr[seq + 1] - host.qo_indptr[seq];
-        PAGEDKV_REQUIRE(qo_len >= 0 && qo_len <= host.kv_len[seq], PAGEDKV_ERR_INTERNAL, "batch sequence ", seq,
-                        " has ", qo_len, " query tokens but ", host.kv_len[seq], " KV positions");
-    }
 }
 
 using AttentionKernel = void (*)(const kernels::PagedLayer&, const kernels::BatchArrays&,
@@ -105,11 +98,6 @@ int32_t pagedkv_write_kv(pagedkv_cache* cache, const pagedkv_batch* batch, int32
         PAGEDKV_REQUIRE(src_dtype == PAGEDKV_DTYPE_F32 || src_dtype == kv_dtype, PAGEDKV_ERR_INVALID_ARGUMENT,
                         "src_dtype must be f32 or the cache's KV dtype (", pagedkv::dtype_name(kv_dtype), "), got ",
                         src_dtype);
-        const kernels::BatchArrays& host = call.batch.host_arrays();
-        const int64_t slots = int64_t(call.cache.num_pages()) * call.layer.page_size;
-        for (int64_t t = 0; t < host.num_qo_tokens; ++t)
-            PAGEDKV_REQUIRE(host.slot_mapping[t] >= 0 && host.slot_mapping[t] < slots, PAGEDKV_ERR_INTERNAL,
-                            "batch slot ", host.slot_mapping[t], " of query token ", t, " is outside the pool");
         if (call.cuda) kernels::cuda::write_kv(call.layer, call.arrays(), k, v, src_dtype, call.options.cuda_stream);
         else kernels::cpu::write_kv(call.layer, call.arrays(), k, v, src_dtype, call.options.num_threads);
     });
@@ -120,12 +108,12 @@ int32_t pagedkv_decode_attention(pagedkv_cache* cache, const pagedkv_batch* batc
     return guarded(__func__, [&] {
         pagedkv::capi::KernelCall call = pagedkv::capi::begin_call(cache, batch, layer, params);
         pagedkv::capi::check_attention(call, q, out);
-        const kernels::BatchArrays& host = call.batch.host_arrays();
-        for (int32_t seq = 0; seq < host.num_seqs; ++seq) {
-            const int32_t qo_len = host.qo_indptr[seq + 1] - host.qo_indptr[seq];
-            PAGEDKV_REQUIRE(qo_len == 1, PAGEDKV_ERR_INVALID_ARGUMENT, "decode needs exactly one query token per ",
-                            "sequence; batch sequence ", seq, " (seq id ", call.batch.members()[size_t(seq)].seq_id,
-                            ") has ", qo_len, " (use pagedkv_prefill_attention)");
+        if (!call.batch().one_query_per_sequence()) {
+            const int32_t seq = call.batch().first_non_decode_member();
+            const kernels::BatchArrays& host = call.batch().host_arrays();
+            pagedkv::fail(PAGEDKV_ERR_INVALID_ARGUMENT, "decode needs exactly one query token per sequence; batch sequence ",
+                 seq, " (seq id ", call.batch().members()[size_t(seq)].seq_id, ") has ",
+                 host.qo_indptr[seq + 1] - host.qo_indptr[seq], " (use pagedkv_prefill_attention)");
         }
         pagedkv::capi::run_attention(call, kernels::cpu::decode_attention, kernels::cuda::decode_attention, q, out,
                                      lse);
@@ -155,22 +143,19 @@ int32_t pagedkv_cascade_attention(pagedkv_cache* cache, const pagedkv_batch* bat
 int32_t pagedkv_copy_pages(pagedkv_cache* cache, const int32_t* src_pages, const int32_t* dst_pages,
                            int32_t num_pages, void* cuda_stream) {
     return guarded(__func__, [&] {
-        pagedkv::Cache& impl = checked(cache);
+        auto impl = checked(cache);
         PAGEDKV_REQUIRE(num_pages >= 0, PAGEDKV_ERR_INVALID_ARGUMENT, "num_pages must be >= 0, got ", num_pages);
         if (num_pages == 0) return;
         PAGEDKV_REQUIRE_NOT_NULL(src_pages);
         PAGEDKV_REQUIRE_NOT_NULL(dst_pages);
-        const int32_t pool_pages = impl.num_pages();
+        const int32_t pool_pages = impl->num_pages();
         for (int32_t i = 0; i < num_pages; ++i) {
             PAGEDKV_REQUIRE(src_pages[i] >= 0 && src_pages[i] < pool_pages, PAGEDKV_ERR_NOT_FOUND, "src_pages[", i,
                             "] = ", src_pages[i], " is not a page of this cache [0, ", pool_pages, ")");
             PAGEDKV_REQUIRE(dst_pages[i] >= 0 && dst_pages[i] < pool_pages, PAGEDKV_ERR_NOT_FOUND, "dst_pages[", i,
                             "] = ", dst_pages[i], " is not a page of this cache [0, ", pool_pages, ")");
         }
-        void* pool = impl.pool_base();
-        if (impl.device_type() == PAGEDKV_DEVICE_CUDA)
-            kernels::cuda::copy_pages(pool, impl.page_bytes(), src_pages, dst_pages, num_pages, cuda_stream);
-        else kernels::cpu::copy_pages(pool, impl.page_bytes(), src_pages, dst_pages, num_pages);
+        impl->device().copy_pages(impl->pool_base(), impl->page_bytes(), src_pages, dst_pages, num_pages, cuda_stream);
     });
 }
 
@@ -178,7 +163,7 @@ int32_t pagedkv_merge_states(pagedkv_cache* cache, const float* a, const float* 
                              const float* lse_b, int64_t n, int32_t num_heads, int32_t head_dim, float* out,
                              float* out_lse, void* cuda_stream) {
     return guarded(__func__, [&] {
-        pagedkv::Cache& impl = checked(cache);
+        auto impl = checked(cache);
         PAGEDKV_REQUIRE(n >= 0, PAGEDKV_ERR_INVALID_ARGUMENT, "n must be >= 0, got ", n);
         PAGEDKV_REQUIRE(num_heads >= 1, PAGEDKV_ERR_INVALID_ARGUMENT, "num_heads must be >= 1, got ", num_heads);
         PAGEDKV_REQUIRE(head_dim >= 1, PAGEDKV_ERR_INVALID_ARGUMENT, "head_dim must be >= 1, got ", head_dim);
@@ -191,7 +176,7 @@ int32_t pagedkv_merge_states(pagedkv_cache* cache, const float* a, const float* 
         PAGEDKV_REQUIRE_NOT_NULL(lse_b);
         PAGEDKV_REQUIRE_NOT_NULL(out);
         PAGEDKV_REQUIRE_NOT_NULL(out_lse);
-        if (impl.device_type() == PAGEDKV_DEVICE_CUDA)
+        if (impl->device_type() == PAGEDKV_DEVICE_CUDA)
             kernels::cuda::merge_states(a, lse_a, b, lse_b, n, num_heads, head_dim, out, out_lse, cuda_stream);
         else kernels::cpu::merge_states(a, lse_a, b, lse_b, n, num_heads, head_dim, out, out_lse);
     });

@@ -5,7 +5,7 @@
 #include "device/device.h"
 #include "kernels/kernels.h"
 #include "pagedkv.h"
-#include "pool/pool_memory.h"
+#include "pool/host_memory.h"
 
 namespace pagedkv::device {
 

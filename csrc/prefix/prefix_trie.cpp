@@ -23,11 +23,12 @@ size_t table_size_for(int32_t num_pages) {
 }
 }  // namespace
 
-PrefixTrie::PrefixTrie(int32_t num_pages, int32_t page_size, const PagePool& pool, HashFunction hash)
+PrefixTrie::PrefixTrie(int32_t num_pages, int32_t page_size, const PagePool& pool, KeyFunction key, uint64_t seed)
     : num_pages_(num_pages),
       page_size_(page_size),
       pool_(pool),
-      hash_(hash),
+      key_(key),
+      seed_(seed != 0 ? seed : random_seed()),
       nodes_(size_t(num_pages)),
       parents_(size_t(num_pages), kNone),
       last_access_(size_t(num_pages), 0),
@@ -45,17 +46,41 @@ int32_t PrefixTrie::find_root(std::string_view salt) const {
     return it == roots_.end() ? kNone : it->second;
 }
 
-int32_t PrefixTrie::add_root(std::string_view salt) {
-    if (int32_t root = find_root(salt); root != kNone) return root;
-    root_first_child_.push_back(kNone);
-    int32_t root = -2 - int32_t(root_first_child_.size() - 1);
-    try {
-        roots_.emplace(std::string(salt), root);
-    } catch (...) {
-        root_first_child_.pop_back();
-        throw;
+int32_t PrefixTrie::acquire_root(std::string_view salt) {
+    if (int32_t root = find_root(salt); root != kNone) {
+        ++roots_info_[size_t(-2 - root)].users;
+        return root;
     }
+    // Reserve everything first, so that a failed allocation leaves no half-made root.
+    std::string key(salt);
+    roots_.reserve(roots_.size() + 1);
+    free_root_indices_.reserve(roots_info_.size() + 1);
+    size_t index;
+    if (free_root_indices_.empty()) {
+        roots_info_.emplace_back();
+        index = roots_info_.size() - 1;
+    } else {
+        index = size_t(free_root_indices_.back());
+        free_root_indices_.pop_back();
+    }
+    int32_t root = -2 - int32_t(index);
+    roots_.emplace(key, root);
+    roots_info_[index] = Root{kNone, 1, std::move(key)};
     return root;
+}
+
+void PrefixTrie::release_root(int32_t root) {
+    --roots_info_[size_t(-2 - root)].users;
+    drop_root_if_unused(root);
+}
+
+void PrefixTrie::drop_root_if_unused(int32_t root) {
+    Root& info = roots_info_[size_t(-2 - root)];
+    if (info.users > 0 || info.first_child != kNone) return;
+    roots_.erase(info.salt);
+    info = Root{};
+    info.salt.shrink_to_fit();
+    free_root_indices_.push_back(-2 - root);  // capacity reserved in acquire_root
 }
 
 // ---- lookups ---------------------------------------------------------------------------------
@@ -136,13 +161,12 @@ PrefixTrie::PartialHit PrefixTrie::longest_partial(int32_t parent, const int32_t
     return best;
 }
 
-// The walk with the built-in chained keys, as a three stage pipeline over pages: page i + kKeys
-// gets its key computed (from the tokens alone) and its home slot prefetched, page i + kProbe
-// has its slot read and its candidate's tokens prefetched, and page i is confirmed (parent and
-// tokens) against lines that are most likely in cache by then. Only the confirmation decides
-// what matches; the stages ahead are hints, wasted past the first miss. Returns pages matched.
-int64_t PrefixTrie::walk_chained(int32_t root, const int32_t* tokens, int64_t pages,
-                                 std::vector<int32_t>& full_pages) const {
+// The walk, as a three stage pipeline over pages: page i + kKeys gets its key computed (from the
+// tokens alone) and its home slot prefetched, page i + kProbe has its slot read and its
+// candidate's tokens prefetched, and page i is confirmed (parent and tokens) against lines that
+// are most likely in cache by then. Only the confirmation decides what matches; the stages ahead
+// are hints, wasted past the first miss. Returns pages matched.
+int64_t PrefixTrie::walk(int32_t root, const int32_t* tokens, int64_t pages, std::vector<int32_t>& full_pages) const {
     constexpr int64_t kKeys = 8, kProbe = 4, kRing = 16;  // kRing > kKeys, a power of two
     // Locals, so that the stores of the walk (keys, full_pages) force no reloads of members.
     const Slot* const slots = slots_.data();
@@ -150,10 +174,10 @@ int64_t PrefixTrie::walk_chained(int32_t root, const int32_t* tokens, int64_t pa
     const int32_t page_size = page_size_;
     uint64_t keys[kRing];
     size_t starts[kRing];  // where page i's probe starts (prefetch_candidate's answer)
-    uint64_t chain = hash_root(root);
+    uint64_t chain = node_key(root);
     int64_t keyed = std::min(kKeys, pages);
     for (int64_t page = 0; page < keyed; ++page) {
-        chain = hash_chain(chain, hash_tokens(tokens + page * page_size, page_size));
+        chain = page_key(chain, tokens + page * page_size);
         keys[page] = chain;
         __builtin_prefetch(&slots[size_t(chain) & mask]);
     }
@@ -161,7 +185,7 @@ int64_t PrefixTrie::walk_chained(int32_t root, const int32_t* tokens, int64_t pa
     int32_t node = root;
     for (int64_t page = 0; page < pages; ++page) {
         if (keyed < pages) {
-            chain = hash_chain(chain, hash_tokens(tokens + keyed * page_size, page_size));
+            chain = page_key(chain, tokens + keyed * page_size);
             keys[keyed & (kRing - 1)] = chain;
             __builtin_prefetch(&slots[size_t(chain) & mask]);
             ++keyed;
@@ -182,22 +206,10 @@ int64_t PrefixTrie::walk_chained(int32_t root, const int32_t* tokens, int64_t pa
 PrefixTrie::PrefixMatch PrefixTrie::longest_match(int32_t root, const int32_t* tokens, int64_t num_tokens,
                                                   std::vector<int32_t>& full_pages) const {
     // Strictly less: a full page is shared only if a prompt token follows it.
-    int64_t pages = num_tokens > 0 ? (num_tokens - 1) / page_size_ : 0, matched = 0;
-    int32_t node = root;
-    if (!hash_) {
-        size_t before = full_pages.size();
-        matched = walk_chained(root, tokens, pages, full_pages);
-        if (matched > 0) node = full_pages[before + size_t(matched) - 1];
-    } else {
-        for (; matched < pages; ++matched) {  // the test hook's keys depend on the parent id
-            const int32_t* page_tokens = tokens + matched * page_size_;
-            uint64_t key = hash_(node, page_tokens, page_size_);
-            int32_t child = find_full_keyed(node, page_tokens, key, size_t(key) & slot_mask_);
-            if (child == kNone) break;
-            full_pages.push_back(child);
-            node = child;
-        }
-    }
+    int64_t pages = num_tokens > 0 ? (num_tokens - 1) / page_size_ : 0;
+    size_t before = full_pages.size();
+    int64_t matched = walk(root, tokens, pages, full_pages);
+    int32_t node = matched > 0 ? full_pages[before + size_t(matched) - 1] : root;
     int64_t position = matched * page_size_;
     return {node, longest_partial(node, tokens + position, num_tokens - 1 - position)};
 }
@@ -293,6 +305,7 @@ void PrefixTrie::unlink(int32_t page) {
     parents_[size_t(page)] = kNone;
     --node_count_;
     if (parent >= 0) offer(parent);  // it may just have become a leaf
+    else drop_root_if_unused(parent);
 }
 
 // ---- eviction --------------------------------------------------------------------------------
@@ -345,7 +358,7 @@ std::string PrefixTrie::check_consistency() const {
         int32_t parent = parents_[size_t(page)];
         if (parent >= 0 && kind(parent) != NodeKind::Full)
             return concat("page ", page, " hangs under page ", parent, " which is not a FULL node");
-        if (parent < 0 && (!is_root(parent) || size_t(-2 - parent) >= root_first_child_.size()))
+        if (parent < 0 && (!is_root(parent) || size_t(-2 - parent) >= roots_info_.size()))
             return concat("page ", page, " has a bad parent ", parent);
         bool found = false;
         for (int32_t child = first_child(parent); child != kNone; child = nodes_[size_t(child)].next_sibling)
@@ -380,6 +393,20 @@ std::string PrefixTrie::check_consistency() const {
     for (int32_t page = 0; page < num_pages_; ++page)
         if (evictable(page) && !entries.count({last_access_[size_t(page)], page}))
             return concat("evictable page ", page, " has no valid eviction candidate entry");
+    for (size_t index = 0; index < roots_info_.size(); ++index) {
+        const Root& root = roots_info_[index];
+        const int32_t id = -2 - int32_t(index);
+        bool is_free = std::find(free_root_indices_.begin(), free_root_indices_.end(), int32_t(index)) !=
+                       free_root_indices_.end();
+        if (root.users == 0 && root.first_child == kNone) {  // nothing needs it: it must be free
+            if (!is_free) return concat("root ", id, " has no user and no child but was kept");
+        } else if (is_free || find_root(root.salt) != id) {
+            return concat("root ", id, " is in use but not found by its salt");
+        }
+    }
+    if (roots_.size() + free_root_indices_.size() != roots_info_.size())
+        return concat(roots_.size(), " salts + ", free_root_indices_.size(), " free root slots != ",
+                      roots_info_.size(), " root slots");
     return {};
 }
 

@@ -3,12 +3,14 @@
 //    confirmed by its parent and by comparing the tokens. Shared by reference. The key is a
 //    chained prefix hash (hash_chain of the parent's key and the page's tokens; a root's key is
 //    hash_root of its id), so a walk knows every page's key from the prompt alone and probes
-//    several pages ahead of the one it is confirming.
+//    several pages ahead of the one it is confirming. Keys are seeded per index.
 //  - PARTIAL node (a donor): the first `valid` < page_size tokens computed; never shared, only
 //    copied from. Not in the hash table; found by scanning the children of its parent.
 // Children form an intrusive doubly linked sibling list, so unlinking is O(1) and a node is a
 // leaf iff it has no first child. Cached pages (indexed, held by no sequence) are evicted least
 // recently used leaf first, from a min-heap of (last_access, page) with lazy invalidation.
+// A root lives while a sequence uses its salt or a page hangs under it, so one-shot salts (one
+// per request) leave nothing behind.
 #pragma once
 
 #include <cstdint>
@@ -26,17 +28,23 @@ enum class NodeKind : uint8_t { None = 0, Full = 1, Partial = 2 };
 
 class PrefixTrie {
 public:
-    using HashFunction = uint64_t (*)(int32_t parent, const int32_t* tokens, int32_t count);
+    // The key of a page from its parent's key and its tokens (chained_key by default).
+    using KeyFunction = uint64_t (*)(uint64_t seed, uint64_t parent_key, const int32_t* tokens, int32_t count);
     static constexpr int32_t kNone = -1;
 
-    // `pool` supplies the ref counts that decide evictability. `hash` replaces the built-in
-    // chained key for tests: a node's key is then hash(parent node id, tokens, page_size), which
-    // the walk computes page by page; null keeps the built-in, whose walk probes ahead.
-    PrefixTrie(int32_t num_pages, int32_t page_size, const PagePool& pool, HashFunction hash = nullptr);
+    // `pool` supplies the ref counts that decide evictability. `key` replaces chained_key (tests
+    // inject colliding keys; the walk is the same), `seed` the random seed (0: draw one).
+    PrefixTrie(int32_t num_pages, int32_t page_size, const PagePool& pool, KeyFunction key = nullptr,
+               uint64_t seed = 0);
 
     // ---- roots: node ids of roots are negative (-2 - index), page ids are >= 0 ----------------
-    int32_t find_root(std::string_view salt) const;  // kNone when the salt was never seen
-    int32_t add_root(std::string_view salt);         // the existing root or a new one
+    int32_t find_root(std::string_view salt) const;  // kNone when no root has this salt now
+    // The root of `salt` (existing or new), with one more user; every acquire_root is paired
+    // with a release_root. A root with no user and no child is forgotten.
+    int32_t acquire_root(std::string_view salt);
+    void retain_root(int32_t root) { ++roots_info_[size_t(-2 - root)].users; }
+    void release_root(int32_t root);
+    int32_t root_count() const { return int32_t(roots_.size()); }
     static bool is_root(int32_t node) { return node <= -2; }
 
     // ---- node state -------------------------------------------------------------------------
@@ -120,29 +128,37 @@ private:
         uint64_t stamp;
         int32_t page;
     };
+    struct Root {
+        int32_t first_child = kNone;
+        int32_t users = 0;  // live sequences under this salt
+        std::string salt;   // empty and unused while the index is on the free list
+    };
     struct SaltHash {
         using is_transparent = void;
         size_t operator()(std::string_view salt) const { return std::hash<std::string_view>{}(salt); }
     };
 
     int32_t first_child(int32_t node) const {
-        return node >= 0 ? nodes_[size_t(node)].first_child : root_first_child_[size_t(-2 - node)];
+        return node >= 0 ? nodes_[size_t(node)].first_child : roots_info_[size_t(-2 - node)].first_child;
     }
     int32_t& first_child_ref(int32_t node) {
-        return node >= 0 ? nodes_[size_t(node)].first_child : root_first_child_[size_t(-2 - node)];
+        return node >= 0 ? nodes_[size_t(node)].first_child : roots_info_[size_t(-2 - node)].first_child;
     }
+    // Forgets `root` if nothing uses it any more.
+    void drop_root_if_unused(int32_t root);
     bool tokens_equal(int32_t page, const int32_t* tokens) const;
     // The key a FULL node `parent` (a FULL page or a root) passes on to its children.
     uint64_t node_key(int32_t parent) const {
-        return parent >= 0 ? nodes_[size_t(parent)].hash : hash_root(parent);
+        return parent >= 0 ? nodes_[size_t(parent)].hash : hash_root(parent, seed_);
     }
-    uint64_t edge_key(int32_t parent, const int32_t* tokens) const {
-        return hash_ ? hash_(parent, tokens, page_size_)
-                     : hash_chain(node_key(parent), hash_tokens(tokens, page_size_));
+    // The one place keys are made: inlined by default, the injected function in tests.
+    uint64_t page_key(uint64_t parent_key, const int32_t* tokens) const {
+        return key_ ? key_(seed_, parent_key, tokens, page_size_) : chained_key(seed_, parent_key, tokens, page_size_);
     }
+    uint64_t edge_key(int32_t parent, const int32_t* tokens) const { return page_key(node_key(parent), tokens); }
     int32_t find_full_keyed(int32_t parent, const int32_t* tokens, uint64_t key, size_t start) const;
     size_t prefetch_candidate(uint64_t key) const;
-    int64_t walk_chained(int32_t root, const int32_t* tokens, int64_t pages, std::vector<int32_t>& full_pages) const;
+    int64_t walk(int32_t root, const int32_t* tokens, int64_t pages, std::vector<int32_t>& full_pages) const;
     void link_child(int32_t parent, int32_t page);
     void unlink_child(int32_t page);
     void table_insert(int32_t page, int32_t parent, uint64_t key);
@@ -153,7 +169,8 @@ private:
     int32_t num_pages_;
     int32_t page_size_;
     const PagePool& pool_;
-    HashFunction hash_;  // null: the built-in hash
+    KeyFunction key_;  // null: chained_key
+    uint64_t seed_;
     std::vector<Node> nodes_;
     std::vector<int32_t> parents_;       // parent node of each indexed page
     std::vector<uint64_t> last_access_;  // LRU clock value of each page
@@ -162,7 +179,8 @@ private:
     size_t slot_mask_;
     std::vector<HeapEntry> heap_;       // min-heap on stamp; capacity reserved once
     std::unordered_map<std::string, int32_t, SaltHash, std::equal_to<>> roots_;
-    std::vector<int32_t> root_first_child_;
+    std::vector<Root> roots_info_;        // by root index (-2 - root id)
+    std::vector<int32_t> free_root_indices_;
     uint64_t clock_ = 0;
     int32_t node_count_ = 0;
 };

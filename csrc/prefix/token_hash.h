@@ -1,5 +1,6 @@
 // Hashes for the trie's lookup keys. Only keys: every hit is confirmed by its parent and by
-// comparing the tokens, so a collision costs a compare, never wrong KV.
+// comparing the tokens, so a collision costs a compare, never wrong KV. Every index mixes a seed
+// of its own (drawn from a random source), so nobody can craft prompts that share a probe run.
 #pragma once
 
 #include <cstdint>
@@ -25,13 +26,13 @@ constexpr uint64_t kSeed2 = 0x8ebc6af09c88c6e3ull;
 
 // Hash of one page's tokens alone (independent of the parent). Two independent multiply chains
 // over 32-byte blocks halve its latency.
-inline uint64_t hash_tokens(const int32_t* tokens, int32_t count) noexcept {
+inline uint64_t hash_tokens(const int32_t* tokens, int32_t count, uint64_t seed) noexcept {
     using namespace detail;
     const auto* bytes = reinterpret_cast<const unsigned char*>(tokens);
     size_t length = size_t(count) * sizeof(int32_t);
-    uint64_t h = length ^ kSeed1;
+    uint64_t h = length ^ kSeed1 ^ seed;
     size_t i = 0;
-    uint64_t g = length ^ kSeed2;
+    uint64_t g = fold_multiply(length ^ kSeed2, seed ^ kSeed0);
     for (; i + 32 <= length; i += 32) {
         h = fold_multiply(load64(bytes + i) ^ kSeed1, load64(bytes + i + 8) ^ h);
         g = fold_multiply(load64(bytes + i + 16) ^ kSeed0, load64(bytes + i + 24) ^ g);
@@ -54,13 +55,21 @@ inline uint64_t hash_tokens(const int32_t* tokens, int32_t count) noexcept {
 // its own token hash, and a root's key derives from the root id. The key of every page of a
 // prompt therefore follows from the tokens alone, with no memory access, so a walk can compute
 // keys and issue the table probes of later pages while earlier ones are being confirmed.
-inline uint64_t hash_root(int32_t root) noexcept {
+inline uint64_t hash_root(int32_t root, uint64_t seed) noexcept {
     using namespace detail;
-    return fold_multiply(uint64_t(uint32_t(root)) ^ kSeed0, kSeed1);
+    return fold_multiply(uint64_t(uint32_t(root)) ^ kSeed0, kSeed1 ^ seed);
 }
 inline uint64_t hash_chain(uint64_t parent_key, uint64_t token_hash) noexcept {
     using namespace detail;
     return fold_multiply(parent_key ^ kSeed1, token_hash ^ kSeed2);
 }
+
+// The key of a page under a parent whose key is `parent_key`: the index's key function.
+inline uint64_t chained_key(uint64_t seed, uint64_t parent_key, const int32_t* tokens, int32_t count) noexcept {
+    return hash_chain(parent_key, hash_tokens(tokens, count, seed));
+}
+
+// A fresh seed from the operating system's random source.
+uint64_t random_seed();
 
 }  // namespace pagedkv

@@ -11,6 +11,8 @@
 
 namespace pagedkv {
 
+class Batch;
+
 struct Sequence {
     int64_t id = 0;
     int32_t root = -1;                // prefix-trie root of the salt (-1 when reuse is off)
@@ -18,6 +20,7 @@ struct Sequence {
     std::vector<int32_t> block_table;  // one page per page_size positions
     int64_t num_computed = 0;
     int64_t num_cached = 0;           // positions reused when the sequence was created
+    std::vector<Batch*> batches;      // live (not stale) batches that hold this sequence
 
     int64_t num_tokens() const { return int64_t(tokens.size()); }
 };
@@ -37,6 +40,10 @@ public:
     }
     bool contains(int64_t id) const { return sequences_.count(id) != 0; }
 
+    Sequence* find(int64_t id) {
+        auto it = sequences_.find(id);
+        return it == sequences_.end() ? nullptr : &it->second;
+    }
     int64_t next_id() const { return next_id_; }
     // Stores `sequence` under next_id() and advances it.
     Sequence& add(Sequence&& sequence) {
@@ -50,6 +57,8 @@ public:
 
     auto begin() const { return sequences_.begin(); }
     auto end() const { return sequences_.end(); }
+    auto begin() { return sequences_.begin(); }
+    auto end() { return sequences_.end(); }
 
 private:
     [[noreturn]] static void not_live(int64_t id) {

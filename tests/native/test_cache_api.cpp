@@ -53,8 +53,11 @@ TEST(config_validation) {
     CHECK(bad([](auto& c) { c.device_index = 1; }, "device_index"));
     CHECK(bad([](auto& c) { c.vocab_size = -1; }, "vocab_size"));
     CHECK(bad([](auto& c) { c.flags = 6; }, "flags"));
-    CHECK(bad([](auto& c) { c.num_layers = INT32_MAX, c.num_kv_heads = INT32_MAX, c.head_dim = INT32_MAX; },
-              "2^63"));
+    CHECK(bad([](auto& c) { c.num_layers = INT32_MAX, c.num_kv_heads = INT32_MAX, c.head_dim = 256; }, "2^63"));
+    // Head dims the kernels cannot serve fail here, not at the first kernel call.
+    CHECK(bad([](auto& c) { c.head_dim = 12; }, "multiple of 8"));
+    CHECK(bad([](auto& c) { c.head_dim = 264; }, "head_dim"));
+    CHECK(bad([](auto& c) { c.head_dim = INT32_MAX; }, "head_dim"));
     CHECK(bad([](auto& c) { c.num_layers = 1 << 20, c.num_kv_heads = 1 << 20, c.num_pages = INT32_MAX; }, "2^63"));
 
     pagedkv_cache_config cuda = make_config(16, 8);
@@ -71,23 +74,23 @@ TEST(config_validation) {
 }
 
 TEST(byte_budget_and_layout) {
-    pagedkv_cache_config config = make_config(16, 0);  // page: 2 layers * 2 * 2 heads * 16 * 4 dims * 4 B
-    config.byte_budget = 2048 * 10 + 100;
+    pagedkv_cache_config config = make_config(16, 0);  // page: 2 layers * 2 * 2 heads * 16 * 8 dims * 4 B
+    config.byte_budget = 4096 * 10 + 100;
     Cache cache(config);
     REQUIRE(cache.handle);
     pagedkv_cache_layout layout{};
     layout.struct_size = sizeof(layout);
     CHECK_EQ(pagedkv_cache_get_layout(cache, &layout), PAGEDKV_OK);
     CHECK_EQ(layout.num_pages, 10);
-    CHECK_EQ(layout.page_bytes, 2048);
+    CHECK_EQ(layout.page_bytes, 4096);
     CHECK_EQ(layout.element_bytes, 4);
-    CHECK_EQ(layout.slab_stride, 2 * 16 * 4);
-    CHECK_EQ(layout.page_stride, 2 * 2 * 2 * 16 * 4);
-    CHECK_EQ(layout.pool_bytes, 20480);
+    CHECK_EQ(layout.slab_stride, 2 * 16 * 8);
+    CHECK_EQ(layout.page_stride, 2 * 2 * 2 * 16 * 8);
+    CHECK_EQ(layout.pool_bytes, 40960);
     CHECK_EQ(reinterpret_cast<uintptr_t>(layout.pool_base) % 64, 0u);
     void* page3 = nullptr;
     CHECK_EQ(pagedkv_cache_page_address(cache, 3, &page3), PAGEDKV_OK);
-    CHECK_EQ(static_cast<char*>(page3) - static_cast<char*>(layout.pool_base), 3 * 2048);
+    CHECK_EQ(static_cast<char*>(page3) - static_cast<char*>(layout.pool_base), 3 * 4096);
     CHECK_EQ(pagedkv_cache_page_address(cache, 10, &page3), PAGEDKV_ERR_NOT_FOUND);
     CHECK_EQ(pagedkv_cache_page_address(cache, -1, &page3), PAGEDKV_ERR_NOT_FOUND);
     CHECK_EQ(pagedkv_cache_page_address(cache, 0, nullptr), PAGEDKV_ERR_INVALID_ARGUMENT);
@@ -224,24 +227,71 @@ TEST(bad_sequence_inputs_are_reported_and_change_nothing) {
 TEST(handles_are_checked) {
     CHECK_EQ(pagedkv_cache_destroy(nullptr), PAGEDKV_OK);
     CHECK_EQ(pagedkv_batch_destroy(nullptr), PAGEDKV_OK);
-    // A handle that is not one (wrong or cleared magic, as after destroy) is refused, not used.
-    pagedkv_cache fake{};
+    // Values that were never handles (a stack address, small integers) are refused, not read.
+    unsigned char bytes[64] = {};
+    auto* fake = reinterpret_cast<pagedkv_cache*>(bytes);
     pagedkv_cache_stats s{};
     s.struct_size = sizeof(s);
-    CHECK_EQ(pagedkv_cache_get_stats(&fake, &s), PAGEDKV_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(pagedkv_cache_get_stats(fake, &s), PAGEDKV_ERR_INVALID_ARGUMENT);
     CHECK(error_mentions("not a live pagedkv_cache"));
-    CHECK_EQ(pagedkv_cache_destroy(&fake), PAGEDKV_ERR_INVALID_ARGUMENT);
-    fake.magic = 12345;
+    CHECK_EQ(pagedkv_cache_destroy(fake), PAGEDKV_ERR_INVALID_ARGUMENT);
     int64_t id = 0;
     int32_t token = 1;
-    CHECK_EQ(pagedkv_sequence_create(&fake, &token, 1, nullptr, 0, &id, nullptr), PAGEDKV_ERR_INVALID_ARGUMENT);
-    pagedkv_batch fake_batch{};
+    CHECK_EQ(pagedkv_sequence_create(reinterpret_cast<pagedkv_cache*>(uintptr_t(12345)), &token, 1, nullptr, 0, &id,
+                                     nullptr),
+             PAGEDKV_ERR_INVALID_ARGUMENT);
+    auto* fake_batch = reinterpret_cast<pagedkv_batch*>(bytes);
     pagedkv_batch_info info{};
     info.struct_size = sizeof(info);
-    CHECK_EQ(pagedkv_batch_get_info(&fake_batch, &info), PAGEDKV_ERR_INVALID_ARGUMENT);
-    CHECK_EQ(pagedkv_batch_destroy(&fake_batch), PAGEDKV_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(pagedkv_batch_get_info(fake_batch, &info), PAGEDKV_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(pagedkv_batch_destroy(fake_batch), PAGEDKV_ERR_INVALID_ARGUMENT);
     CHECK_EQ(pagedkv_cache_get_stats(nullptr, &s), PAGEDKV_ERR_INVALID_ARGUMENT);
     CHECK(error_mentions("cache must not be null"));
+}
+
+// Defect: destroying twice, or using after destroy, read freed memory; once a new batch reused
+// the freed address, destroying the stale handle destroyed the new batch.
+TEST(destroyed_handles_are_reported_and_never_reach_new_objects) {
+    Cache cache(4, 16);
+    int64_t seq = create(cache, {1, 2, 3});
+    pagedkv_batch* first = nullptr;
+    CHECK_EQ(pagedkv_batch_create(cache, &seq, 1, &first), PAGEDKV_OK);
+    CHECK_EQ(pagedkv_batch_destroy(first), PAGEDKV_OK);
+    CHECK_EQ(pagedkv_batch_destroy(first), PAGEDKV_ERR_INVALID_ARGUMENT);
+    CHECK(error_mentions("not a live pagedkv_batch"));
+    pagedkv_batch_info info{};
+    info.struct_size = sizeof(info);
+    CHECK_EQ(pagedkv_batch_get_info(first, &info), PAGEDKV_ERR_INVALID_ARGUMENT);
+    // Many new batches: none may answer to the old handle.
+    for (int i = 0; i < 100; ++i) {
+        pagedkv_batch* next = nullptr;
+        CHECK_EQ(pagedkv_batch_create(cache, &seq, 1, &next), PAGEDKV_OK);
+        CHECK(next != first);
+        CHECK_EQ(pagedkv_batch_destroy(first), PAGEDKV_ERR_INVALID_ARGUMENT);
+        CHECK_EQ(pagedkv_batch_get_info(next, &info), PAGEDKV_OK);  // the stale destroy did not touch it
+        CHECK_EQ(info.num_qo_tokens, 3);
+        CHECK_EQ(pagedkv_batch_destroy(next), PAGEDKV_OK);
+    }
+    // A batch handle is not a cache handle and the other way round.
+    pagedkv_batch* batch = nullptr;
+    CHECK_EQ(pagedkv_batch_create(cache, &seq, 1, &batch), PAGEDKV_OK);
+    pagedkv_cache_stats s{};
+    s.struct_size = sizeof(s);
+    CHECK_EQ(pagedkv_cache_get_stats(reinterpret_cast<pagedkv_cache*>(batch), &s), PAGEDKV_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(pagedkv_batch_get_info(reinterpret_cast<pagedkv_batch*>(cache.handle), &info),
+             PAGEDKV_ERR_INVALID_ARGUMENT);
+
+    // Destroying the cache first: its batch is refused everywhere except one destroy.
+    pagedkv_cache* raw = cache.handle;
+    cache.handle = nullptr;
+    CHECK_EQ(pagedkv_cache_destroy(raw), PAGEDKV_OK);
+    CHECK_EQ(pagedkv_cache_destroy(raw), PAGEDKV_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(pagedkv_cache_get_stats(raw, &s), PAGEDKV_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(pagedkv_batch_get_info(batch, &info), PAGEDKV_ERR_INVALID_ARGUMENT);
+    CHECK(error_mentions("destroyed"));
+    CHECK_EQ(pagedkv_batch_commit(raw, batch), PAGEDKV_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(pagedkv_batch_destroy(batch), PAGEDKV_OK);
+    CHECK_EQ(pagedkv_batch_destroy(batch), PAGEDKV_ERR_INVALID_ARGUMENT);
 }
 
 TEST(batches_describe_their_sequences) {
@@ -288,14 +338,24 @@ TEST(batches_describe_their_sequences) {
     CHECK(bi.d_kv_indptr == bi.kv_indptr);  // CPU: device arrays are the host ones
     CHECK(bi.d_slot_mapping == bi.slot_mapping);
 
-    // A snapshot: a later append does not change it, and commit goes to the snapshot's length.
+    // The arrays stay readable after a member changed, but the batch is stale: it can neither
+    // commit nor run kernels any more.
     CHECK_EQ(pagedkv_sequence_append(cache, b, &next, 1), PAGEDKV_OK);
     CHECK_EQ(pagedkv_batch_get_info(batch, &bi), PAGEDKV_OK);
     CHECK_EQ(bi.kv_len[1], 14);
+    CHECK_EQ(pagedkv_batch_commit(cache, batch), PAGEDKV_ERR_STALE_BATCH);
+    CHECK(error_mentions("appended"));
+    CHECK_EQ(info(cache, a).num_computed, 9);
+    CHECK_EQ(info(cache, b).num_computed, 9);
+    CHECK_EQ(pagedkv_batch_destroy(batch), PAGEDKV_OK);
+
+    // A fresh batch commits each member to its length when it was built, once.
+    CHECK_EQ(pagedkv_batch_create(cache, ids, 2, &batch), PAGEDKV_OK);
     CHECK_EQ(pagedkv_batch_commit(cache, batch), PAGEDKV_OK);
     CHECK_EQ(info(cache, a).num_computed, 10);
-    CHECK_EQ(info(cache, b).num_computed, 14);
-    CHECK_EQ(pagedkv_batch_commit(cache, batch), PAGEDKV_OK);  // again: nothing more to do
+    CHECK_EQ(info(cache, b).num_computed, 15);
+    CHECK_EQ(pagedkv_batch_commit(cache, batch), PAGEDKV_ERR_STALE_BATCH);  // committing made it stale
+    CHECK(error_mentions("committed"));
 
     // One member released: nothing is committed.
     int64_t c = 0;
@@ -305,9 +365,11 @@ TEST(batches_describe_their_sequences) {
     pagedkv_batch* batch2 = nullptr;
     CHECK_EQ(pagedkv_batch_create(cache, ids2, 2, &batch2), PAGEDKV_OK);
     CHECK_EQ(pagedkv_sequence_release(cache, c), PAGEDKV_OK);
-    CHECK_EQ(pagedkv_batch_commit(cache, batch2), PAGEDKV_ERR_NOT_FOUND);
+    CHECK_EQ(pagedkv_batch_commit(cache, batch2), PAGEDKV_ERR_STALE_BATCH);
+    CHECK(error_mentions("released"));
     CHECK_EQ(info(cache, a).num_computed, 10);
     CHECK_EQ(pagedkv_batch_destroy(batch2), PAGEDKV_OK);
+    CHECK_CONSISTENT(cache);
 
     // Bad batches.
     pagedkv_batch* bad = nullptr;
@@ -390,17 +452,18 @@ TEST(device_memory_helpers_on_the_cpu) {
 // ---- the trie directly: a hash that always collides must still never match wrong tokens ------
 
 namespace {
-uint64_t constant_hash(int32_t, const int32_t*, int32_t) { return 0x1234; }
+// Every page gets the same key: each lookup must fall back on the parent and token comparison.
+uint64_t constant_key(uint64_t, uint64_t, const int32_t*, int32_t) { return 0x1234; }
 }  // namespace
 
 TEST(hash_collisions_never_match_wrong_tokens) {
     const int32_t ps = 4, pages = 64;
     pagedkv::PagePool pool(pages);
-    pagedkv::PrefixTrie trie(pages, ps, pool, &constant_hash);
-    int32_t root = trie.add_root("");
-    int32_t other_root = trie.add_root("x");
+    pagedkv::PrefixTrie trie(pages, ps, pool, &constant_key);
+    int32_t root = trie.acquire_root("");
+    int32_t other_root = trie.acquire_root("x");
     CHECK(root != other_root);
-    CHECK_EQ(trie.add_root(""), root);
+    CHECK_EQ(trie.acquire_root(""), root);
     std::vector<std::vector<int32_t>> contents;
     for (int32_t page = 0; page < 40; ++page) {
         std::vector<int32_t> tokens = {page, page * 3, 7, page % 5};

@@ -22,7 +22,7 @@ inline pagedkv_cache_config make_config(int32_t page_size, int32_t num_pages, ui
     config.struct_size = sizeof(config);
     config.num_layers = 2;
     config.num_kv_heads = 2;
-    config.head_dim = 4;
+    config.head_dim = 8;
     config.page_size = page_size;
     config.num_pages = num_pages;
     config.kv_dtype = PAGEDKV_DTYPE_F32;
@@ -52,7 +52,7 @@ struct Cache {
 inline std::string last_error() { return pagedkv_last_error(); }
 
 // The cache's own check of every internal invariant; "" when all hold.
-inline std::string consistency(pagedkv_cache* cache) { return pagedkv::capi::checked(cache).check_consistency(); }
+inline std::string consistency(pagedkv_cache* cache) { return pagedkv::capi::checked(cache)->check_consistency(); }
 
 #define CHECK_CONSISTENT(cache)                                                                 \
     do {                                                                                        \

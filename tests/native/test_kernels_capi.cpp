@@ -111,7 +111,7 @@ Result run_reference(CacheHandle& c, BatchHandle& b, const Tensor& q, int32_t la
     Result r = poisoned(b.info().num_qo_tokens * kQoHeads);
     const pagedkv::kernels::AttentionOptions options{kQoHeads, 1.0f / std::sqrt(float(kHeadDim)), PAGEDKV_DTYPE_F32,
                                                      PAGEDKV_DTYPE_F32, 0, 0, nullptr};
-    reference::attention(pagedkv::capi::checked(c.handle).layer(layer), pagedkv::capi::checked(b.batch).host_arrays(),
+    reference::attention(pagedkv::capi::checked(c.handle)->layer(layer), pagedkv::capi::checked(b.batch)->batch->host_arrays(),
                          options, q.data(), r.out.data(), static_cast<float*>(r.lse.data()));
     return r;
 }
@@ -275,6 +275,7 @@ TEST(c_attention_rejects_bad_arguments_and_writes_nothing) {
          [](auto& a) { a.params.num_qo_heads = 3; }},
         {"num_qo_heads 0", PAGEDKV_ERR_INVALID_ARGUMENT, "num_qo_heads", [](auto& a) { a.params.num_qo_heads = 0; }},
         {"sm_scale NaN", PAGEDKV_ERR_INVALID_ARGUMENT, "sm_scale", [](auto& a) { a.params.sm_scale = NAN; }},
+        {"sm_scale negative", PAGEDKV_ERR_INVALID_ARGUMENT, "sm_scale", [](auto& a) { a.params.sm_scale = -1.0f; }},
         {"q_dtype 9", PAGEDKV_ERR_INVALID_ARGUMENT, "q_dtype", [](auto& a) { a.params.q_dtype = 9; }},
         {"out_dtype -1", PAGEDKV_ERR_INVALID_ARGUMENT, "out_dtype", [](auto& a) { a.params.out_dtype = -1; }},
         {"num_threads -1", PAGEDKV_ERR_INVALID_ARGUMENT, "num_threads", [](auto& a) { a.params.num_threads = -1; }},
@@ -335,19 +336,10 @@ TEST(c_write_kv_rejects_bad_arguments_and_writes_nothing) {
     CHECK(c.pool_bytes() != before);
 }
 
-TEST(c_attention_head_dim_not_multiple_of_8_is_unsupported_on_cpu) {
+TEST(c_head_dim_the_kernels_cannot_serve_is_refused_at_creation) {
     CacheHandle c(PAGEDKV_DTYPE_F32, 12);
-    REQUIRE(c.handle != nullptr);
-    BatchHandle batch(c.handle, {c.sequence(1, 3)});
-    std::vector<float> q(3 * kQoHeads * 12, 1.0f), out(q.size(), NAN);
-    const pagedkv_attention_params p = params();
-    CHECK_EQ(pagedkv_prefill_attention(c.handle, batch.batch, 0, &p, q.data(), out.data(), nullptr),
-             PAGEDKV_ERR_UNSUPPORTED);
+    CHECK(c.handle == nullptr);
     CHECK(error_mentions("multiple of 8"));
-    CHECK(std::isnan(out[0]));
-    // write_kv has no such limit.
-    std::vector<float> kv(3 * kKvHeads * 12, 0.5f);
-    CHECK_EQ(pagedkv_write_kv(c.handle, batch.batch, 0, kv.data(), kv.data(), PAGEDKV_DTYPE_F32, &p), PAGEDKV_OK);
 }
 
 TEST(c_copy_pages) {

@@ -1,0 +1,112 @@
+// The page protocol of a cache, in one place: how many pages a request may have (room), where
+// each page comes from (free list, else the least recently used cached leaf), pinning what a
+// lookup matched so that making room cannot evict it, copy-on-write and partial-run copies, and
+// offering pages to the prefix index when they are computed or let go. The cache core decides
+// what a sequence needs; this class decides which pages, and keeps the counts true.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "device/device.h"
+#include "pagedkv.h"
+#include "pool/page_pool.h"
+#include "prefix/prefix_trie.h"
+#include "sequence/sequence.h"
+
+namespace pagedkv {
+
+class PageManager {
+public:
+    // Allocates the pool on `device` (which must outlive this object). Throws OUT_OF_MEMORY.
+    PageManager(const pagedkv_cache_config& config, int64_t page_bytes, device::Device& device,
+                PrefixTrie::KeyFunction key = nullptr);
+    ~PageManager();
+    PageManager(const PageManager&) = delete;
+    PageManager& operator=(const PageManager&) = delete;
+
+    void* pool_base() const { return pool_base_; }
+    int64_t pool_bytes() const { return int64_t(num_pages_) * page_bytes_; }
+    const PagePool& pool() const { return pool_; }
+    const PrefixTrie& trie() const { return trie_; }
+    bool reuse() const { return reuse_; }
+
+    // ---- roots (isolation keys) -------------------------------------------------------------
+    int32_t acquire_root(std::string_view salt) { return reuse_ ? trie_.acquire_root(salt) : PrefixTrie::kNone; }
+    void retain_root(int32_t root) {
+        if (root != PrefixTrie::kNone) trie_.retain_root(root);
+    }
+    void release_root(int32_t root) {
+        if (root != PrefixTrie::kNone) trie_.release_root(root);
+    }
+
+    // ---- room and pages ---------------------------------------------------------------------
+    // Pages that could be had now: free, or cached and evictable.
+    int64_t available() const { return int64_t(pool_.free_count()) + pool_.cached_count(); }
+    // Throws OUT_OF_PAGES unless `needed` pages are available.
+    void require(int64_t needed, const char* operation) const;
+    // A page held once by the caller: from the free list, else the LRU evictable leaf.
+    int32_t allocate();
+    void hold(int32_t page) { pool_.hold(page); }
+    // Drops one hold; at zero the page stays cached if indexed, else it becomes free.
+    void release(int32_t page);
+
+    // ---- what sequences need ----------------------------------------------------------------
+    struct PromptPages {
+        int64_t shared_pages = 0;    // leading FULL pages shared by reference
+        int32_t partial_length = 0;  // computed run of the next page (copied or adopted)
+    };
+    // Fills `table` (empty, capacity reserved) with the pages of `prompt` under `root`: the
+    // longest matched FULL pages shared, the best partial run copied into a fresh page, fresh
+    // pages for the rest. All-or-nothing. A request that fits without reuse never fails because
+    // of it: when pinning the partial donor would leave too little room, the donor is taken over
+    // in place (if nothing else holds it) or not used.
+    PromptPages reserve_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens, std::vector<int32_t>& table);
+    // Replaces s.block_table[index] with a private copy holding the first `tokens` positions
+    // (the caller checked room for one page); the copy donates the run s computed in it.
+    void copy_on_write(Sequence& s, int64_t index, int32_t tokens);
+    // A fresh page for a fork's child holding the first `tokens` computed positions of `page`.
+    int32_t copy_for_fork(const Sequence& child, int64_t index, int32_t page, int32_t tokens);
+    // Commit: pages [s.num_computed, num_computed) completes join the index (an identical FULL
+    // page already indexed replaces ours), a partly computed last page becomes a donor.
+    void index_computed(Sequence& s, int64_t num_computed);
+    // Evicts every cached page no one holds; returns how many.
+    int32_t evict_unused();
+
+    // The node a page at block-table index `index` of `s` hangs under.
+    int32_t parent_node(const Sequence& s, int64_t index) const {
+        return index == 0 ? s.root : s.block_table[size_t(index - 1)];
+    }
+    // Could `s` write into its last page (index `last`, holding `fill` of its tokens) in place?
+    bool writable_in_place(const Sequence& s, int64_t last, int32_t fill) const;
+    // Forgets a rolled-back run past `computed_here` in s's own unshared last page (truncate).
+    void forget_rolled_back(const Sequence& s, int64_t last, int64_t computed_here);
+    // Marks the partly filled tail a fork now shares: neither side may shorten its run.
+    void share_tail(int32_t page);
+
+    // ---- counters ---------------------------------------------------------------------------
+    int64_t evictions() const { return evictions_; }
+    int64_t cow_copies() const { return cow_copies_; }
+    int64_t dedup_hits() const { return dedup_hits_; }
+
+private:
+    void copy_run(int32_t src, int32_t dst, int32_t tokens);
+    void index_full_page(Sequence& s, int64_t index);
+    void index_partial_page(Sequence& s, int64_t index, int32_t valid);
+
+    device::Device& device_;
+    int32_t num_pages_;
+    int32_t page_size_;
+    int64_t page_bytes_;
+    bool reuse_;
+    device::PageGeometry geometry_;
+    void* pool_base_ = nullptr;
+    PagePool pool_;
+    PrefixTrie trie_;
+    std::vector<int32_t> matched_;  // scratch of reserve_prompt (capacity num_pages)
+    int64_t evictions_ = 0, cow_copies_ = 0, dedup_hits_ = 0;
+};
+
+}  // namespace pagedkv
