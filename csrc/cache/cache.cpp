@@ -99,6 +99,11 @@ pagedkv_cache_stats Cache::stats() const {
     return out;
 }
 
+int32_t Cache::index_roots() const {
+    std::lock_guard lock(mutex_);
+    return pages_.trie().root_count();
+}
+
 int32_t Cache::clear_unused() {
     std::lock_guard lock(mutex_);
     return pages_.evict_unused();

@@ -106,6 +106,9 @@ public:
     // Verifies every internal invariant (ref counts against block tables, free list, index,
     // eviction candidates, sequence invariants, batch tracking); returns the first problem, or "".
     std::string check_consistency() const;
+    // Salt roots the index keeps now, and its key seed (tests).
+    int32_t index_roots() const;
+    uint64_t index_seed() const { return pages_.trie().seed(); }
 
 private:
     using Lock = std::unique_lock<std::mutex>;

@@ -45,6 +45,7 @@ public:
     void retain_root(int32_t root) { ++roots_info_[size_t(-2 - root)].users; }
     void release_root(int32_t root);
     int32_t root_count() const { return int32_t(roots_.size()); }
+    uint64_t seed() const { return seed_; }
     static bool is_root(int32_t node) { return node <= -2; }
 
     // ---- node state -------------------------------------------------------------------------

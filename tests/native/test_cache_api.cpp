@@ -23,7 +23,6 @@ int32_t create_with(pagedkv_cache_config config) {
     return status;
 }
 
-bool error_mentions(const char* text) { return last_error().find(text) != std::string::npos; }
 
 }  // namespace
 

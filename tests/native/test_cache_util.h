@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -50,6 +51,7 @@ struct Cache {
 };
 
 inline std::string last_error() { return pagedkv_last_error(); }
+inline bool error_mentions(const char* text) { return last_error().find(text) != std::string::npos; }
 
 // The cache's own check of every internal invariant; "" when all hold.
 inline std::string consistency(pagedkv_cache* cache) { return pagedkv::capi::checked(cache)->check_consistency(); }

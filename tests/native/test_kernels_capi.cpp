@@ -11,6 +11,7 @@
 #include "pagedkv.h"
 
 using namespace fixture;
+using cache_test::error_mentions;
 namespace reference = pagedkv::kernels::reference;
 
 namespace {
@@ -130,7 +131,6 @@ bool still_poisoned(const Result& r) {
     return true;
 }
 
-bool error_mentions(const char* text) { return std::strstr(pagedkv_last_error(), text) != nullptr; }
 
 Tensor random_q(std::mt19937& rng, int64_t tokens) {
     Tensor q(PAGEDKV_DTYPE_F32, tokens * kQoHeads * kHeadDim);

@@ -109,11 +109,20 @@ cudaMemPool_t scratch_pool(int device) {
 
 }  // namespace
 
+void warm_up(int device) {
+    if (device_info(device).memory_pools) scratch_pool(device);
+}
+
 StreamScratch::StreamScratch(size_t bytes, cudaStream_t stream, int device) : stream_(stream) {
     if (bytes == 0) return;
     if (device_info(device).memory_pools) {
         PAGEDKV_CUDA_CHECK(cudaMallocFromPoolAsync(&ptr_, bytes, scratch_pool(device), stream));
     } else {
+        cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+        PAGEDKV_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+        PAGEDKV_REQUIRE(capture == cudaStreamCaptureStatusNone, PAGEDKV_ERR_UNSUPPORTED, "CUDA device ", device,
+                        " has no stream-ordered memory pools, so split-KV / cascade attention cannot be captured "
+                        "into a CUDA graph (its scratch needs cudaMalloc); set kv_split_size = -1 for captured calls");
         pooled_ = false;
         PAGEDKV_CUDA_CHECK(cudaMalloc(&ptr_, bytes));
     }

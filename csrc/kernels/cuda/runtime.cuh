@@ -33,6 +33,11 @@ struct DeviceInfo {
 // Cached per device after the first call (thread-safe).
 const DeviceInfo& device_info(int device);
 
+// Sets up what the launchers would otherwise create on their first call on `device` (its facts,
+// the scratch pool), so that a first kernel call inside a CUDA graph capture only queues work.
+// Called when a CUDA cache is created.
+void warm_up(int device);
+
 // Gets `kernel` ready to launch on `device` with (threads, dynamic_smem): raises its dynamic
 // shared-memory limit when it needs more than 48 KB, once per device, and returns how many blocks
 // fit on one SM (cached per kernel, device and size). Call it before the first launch.
@@ -40,8 +45,11 @@ int prepare_kernel(const void* kernel, int threads, size_t dynamic_smem, int dev
 
 // Scratch memory ordered on `stream`: allocated from a per-device pool (cudaMallocFromPoolAsync) and
 // released on the same stream when the object dies, so the memory outlives the kernels that use it
-// without a host synchronization. Falls back to cudaMalloc + synchronize + cudaFree on devices
-// without memory pools.
+// without a host synchronization. The pool keeps its memory between calls, so a steady state asks
+// the driver for nothing; inside a CUDA graph capture the pair becomes the graph's own allocation
+// and free nodes. Devices without memory pools fall back to cudaMalloc + synchronize + cudaFree,
+// which a capture cannot hold: there a split-KV call fails with UNSUPPORTED (kv_split_size = -1
+// avoids the scratch).
 class StreamScratch {
 public:
     StreamScratch(size_t bytes, cudaStream_t stream, int device);
