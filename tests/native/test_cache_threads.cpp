@@ -2,6 +2,7 @@
 // owns its sequences and checks their KV markers; prompts share stems so threads hit, dedup and
 // evict each other's pages. At the end every page must be free or cached and the counts add up.
 #include <atomic>
+#include <vector>
 #include <thread>
 
 #include "test_cache_util.h"
@@ -100,6 +101,83 @@ TEST(four_threads_on_one_cache) {
     std::fprintf(stderr, "  reused %lld of %lld prompt tokens, %lld evictions, %lld copies, %lld dedups\n",
                  (long long)s.reused_tokens, (long long)s.prompt_tokens, (long long)s.evictions,
                  (long long)s.cow_copies, (long long)s.dedup_hits);
+}
+
+namespace {
+pagedkv_attention_params kernel_params() {
+    pagedkv_attention_params p{};
+    p.struct_size = sizeof(p);
+    p.num_qo_heads = 2;
+    p.num_threads = 1;
+    return p;
+}
+}  // namespace
+
+// Defect 10: the partial-prefix copy of a create read a whole donor page while the donor's owner
+// wrote other slots of it from another thread. Copies now read only the run they need, so the
+// two touch disjoint bytes (ThreadSanitizer checks this in CI).
+TEST(a_partial_copy_never_reads_the_slots_its_donor_is_writing) {
+    Cache cache(8, 64);
+    REQUIRE(cache.handle);
+    const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6};
+    int64_t donor = create(cache, prompt);
+    compute(cache, donor, 3);  // the run [0, 3) is indexed; [3, 6) is still to compute
+    pagedkv_batch* batch = nullptr;
+    REQUIRE(pagedkv_batch_create(cache, &donor, 1, &batch) == PAGEDKV_OK);
+    std::atomic<bool> done{false};
+    std::atomic<int> failures{0};
+    std::thread writer([&] {
+        std::vector<float> kv(3 * 2 * 8, 0.25f);
+        const pagedkv_attention_params p = kernel_params();
+        while (!done.load())
+            if (pagedkv_write_kv(cache, batch, 1, kv.data(), kv.data(), PAGEDKV_DTYPE_F32, &p) != PAGEDKV_OK)
+                ++failures;
+    });
+    for (int round = 0; round < 2000; ++round) {
+        int64_t cached = 0;
+        int64_t id = create(cache, {1, 2, 3, 9, 9}, &cached);  // copies the donor's run [0, 3)
+        if (cached != 3 || first_bad_marker(cache, id) != -1) ++failures;
+        pagedkv_sequence_release(cache, id);
+    }
+    done = true;
+    writer.join();
+    CHECK_EQ(failures.load(), 0);
+    CHECK_EQ(pagedkv_batch_destroy(batch), PAGEDKV_OK);
+    CHECK_CONSISTENT(cache);
+}
+
+// A sequence released while another thread runs kernels with a batch holding it: the release
+// waits for the running call, after which the batch is stale, so the pages it frees and a new
+// sequence takes can never be written through the old batch.
+TEST(a_release_waits_for_running_kernel_calls_then_the_batch_is_stale) {
+    Cache cache(4, 8);
+    REQUIRE(cache.handle);
+    int64_t victim = create(cache, {1, 2, 3, 4, 5, 6, 7, 8});
+    pagedkv_batch* batch = nullptr;
+    REQUIRE(pagedkv_batch_create(cache, &victim, 1, &batch) == PAGEDKV_OK);
+    std::atomic<int> calls{0}, unexpected{0};
+    std::thread kernels([&] {
+        std::vector<float> kv(8 * 2 * 8, 77.0f), q(8 * 2 * 8, 0.5f), out(q.size());
+        const pagedkv_attention_params p = kernel_params();
+        for (;;) {
+            int32_t status = pagedkv_write_kv(cache, batch, 0, kv.data(), kv.data(), PAGEDKV_DTYPE_F32, &p);
+            if (status == PAGEDKV_OK)
+                status = pagedkv_prefill_attention(cache, batch, 0, &p, q.data(), out.data(), nullptr);
+            if (status == PAGEDKV_ERR_STALE_BATCH) return;
+            if (status != PAGEDKV_OK) ++unexpected;
+            ++calls;
+        }
+    });
+    while (calls.load() < 50) std::this_thread::yield();
+    CHECK_EQ(pagedkv_sequence_release(cache, victim), PAGEDKV_OK);
+    // The freed pages go to a new sequence at once; its KV must stay exactly what it wrote.
+    int64_t heir = create(cache, {9, 9, 9, 9, 9, 9, 9, 9});
+    compute(cache, heir, 7);
+    kernels.join();
+    CHECK_EQ(unexpected.load(), 0);
+    CHECK_EQ(first_bad_marker(cache, heir), -1);
+    CHECK_EQ(pagedkv_batch_destroy(batch), PAGEDKV_OK);
+    CHECK_CONSISTENT(cache);
 }
 
 CHECK_MAIN
