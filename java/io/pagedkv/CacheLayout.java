@@ -1,5 +1,7 @@
 package io.pagedkv;
 
+import java.util.Objects;
+
 /**
  * Physical layout of a cache's page pool, as described at the top of pagedkv.h: page {@code p} is
  * the byte range {@code [p*pageBytes, (p+1)*pageBytes)} of the pool, and inside it element
@@ -27,6 +29,7 @@ public record CacheLayout(int layers, int kvHeads, int headDim, int pageSize, in
 
     /** Byte offset of a slab inside its page. */
     public long slabOffset(int layer, KvKind kind) {
+        Objects.requireNonNull(kind, "kind");
         return (layer * 2L + kind.index()) * slabBytes();
     }
 

@@ -3,13 +3,14 @@ package io.pagedkv;
 /**
  * A failure reported by the native library: the status it returned and its message. Subclasses
  * name the kind of failure so callers can catch what they can handle (for example
- * {@link OutOfPagesException} to wait, evict or preempt). Bad arguments detected on the Java side
+ * {@link OutOfPagesException} to wait, evict or preempt, {@link StaleBatchException} to rebuild a
+ * batch). Bad arguments detected on the Java side
  * before a call throw {@link IllegalArgumentException}; closed handles throw
  * {@link IllegalStateException}.
  */
 public sealed class PagedKvException extends RuntimeException
         permits PagedKvException.InvalidArgument, PagedKvException.NotFound, OutOfPagesException,
-                PagedKvException.DeviceFailure, PagedKvException.Internal {
+                StaleBatchException, PagedKvException.DeviceFailure, PagedKvException.Internal {
     private static final long serialVersionUID = 1L;
 
     private final int status;

@@ -18,12 +18,15 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <p>Lifecycle: create (the cached prefix is reused) → write K/V of the positions to compute →
  * {@link #commit(long)} → {@link #append(int...)} decode steps → {@link #fork()},
  * {@link #truncate(long)} → {@link #close()} (pages return to the pool; indexed ones stay cached).
+ * Every change ({@link #commit}, {@link #append}, {@link #truncate}, {@link #close}) makes the
+ * {@link Batch}es holding this sequence stale; {@link #fork()} does not.
  *
  * <p>Threads: every call is one native operation, serialized by the cache, so a sequence may be
  * touched from several threads without corrupting anything; but its state then changes between
- * calls, so drive a sequence from one thread at a time. {@link #close()} is idempotent and
- * thread-safe. After {@code close()}, or once the cache is closed, every other method throws
- * {@link IllegalStateException}.
+ * calls, so drive a sequence from one thread at a time. A change made while another thread runs a
+ * kernel with a batch holding this sequence waits for that kernel to return. {@link #close()} is
+ * idempotent and thread-safe. After {@code close()}, or once the cache is closed, every other
+ * method throws {@link IllegalStateException}.
  */
 public final class Sequence implements AutoCloseable {
     private static final int INITIAL_CAPACITY = 64;
@@ -56,16 +59,12 @@ public final class Sequence implements AutoCloseable {
 
     /** Tokens in the sequence. */
     public long numTokens() {
-        try (Arena scratch = Arena.ofConfined()) {
-            return pagedkv_sequence_info.num_tokens(info(scratch));
-        }
+        return info().numTokens;
     }
 
     /** Positions whose K/V are written and committed. */
     public long numComputed() {
-        try (Arena scratch = Arena.ofConfined()) {
-            return pagedkv_sequence_info.num_computed(info(scratch));
-        }
+        return info().numComputed;
     }
 
     /** Positions reused from the cache when the sequence was created (for a fork: its parent's). */
@@ -76,25 +75,29 @@ public final class Sequence implements AutoCloseable {
 
     /** Page ids, one per {@code pageSize} positions. */
     public int[] blockTable() {
-        MemorySegment handle = handle();
+        MemorySegment handle = enter();
         try (Arena scratch = Arena.ofConfined()) {
             int[] pages = fetch(scratch, C_INT, C_INT, pagesHint,
                     (buffer, capacity, count) -> pagedkv_sequence_get_block_table(handle, id, buffer, (int) capacity, count))
                     .toArray(C_INT);
             pagesHint = Math.max(pages.length, 1);
             return pages;
+        } finally {
+            cache.exit();
         }
     }
 
     /** The token ids. */
     public int[] tokens() {
-        MemorySegment handle = handle();
+        MemorySegment handle = enter();
         try (Arena scratch = Arena.ofConfined()) {
             int[] tokens = fetch(scratch, C_INT, C_LONG_LONG, tokensHint,
                     (buffer, capacity, count) -> pagedkv_sequence_get_tokens(handle, id, buffer, capacity, count))
                     .toArray(C_INT);
             tokensHint = Math.max(tokens.length, 1);
             return tokens;
+        } finally {
+            cache.exit();
         }
     }
 
@@ -103,13 +106,15 @@ public final class Sequence implements AutoCloseable {
      * {@code [numComputed, numTokens)}, in order.
      */
     public long[] slotMapping() {
-        MemorySegment handle = handle();
+        MemorySegment handle = enter();
         try (Arena scratch = Arena.ofConfined()) {
             long[] slots = fetch(scratch, C_LONG_LONG, C_LONG_LONG, slotsHint,
                     (buffer, capacity, count) -> pagedkv_sequence_get_slot_mapping(handle, id, buffer, capacity, count))
                     .toArray(C_LONG_LONG);
             slotsHint = Math.max(slots.length, 1);
             return slots;
+        } finally {
+            cache.exit();
         }
     }
 
@@ -123,13 +128,13 @@ public final class Sequence implements AutoCloseable {
      * Runs {@code getter} with room for {@code hint} elements, and once more with room for all if
      * the array was longer; returns the filled elements.
      */
-    private static MemorySegment fetch(Arena scratch, ValueLayout element, ValueLayout countLayout, long hint,
-                                       ArrayGetter getter) {
+    private MemorySegment fetch(Arena scratch, ValueLayout element, ValueLayout countLayout, long hint,
+                                ArrayGetter getter) {
         MemorySegment count = scratch.allocate(countLayout);
         long capacity = hint;
         for (;;) {
             MemorySegment buffer = scratch.allocate(element, capacity);
-            Status.check(getter.call(buffer, capacity, count));
+            check(getter.call(buffer, capacity, count));
             long n = countLayout.byteSize() == Integer.BYTES ? count.get(C_INT, 0) : count.get(C_LONG_LONG, 0);
             if (n <= capacity) return buffer.asSlice(0, n * element.byteSize());
             capacity = n; // longer than the hint: ask again with room for all
@@ -138,13 +143,19 @@ public final class Sequence implements AutoCloseable {
 
     /**
      * Declares positions {@code [0, numComputed)} computed (their K/V written). Full pages join the
-     * prefix index; an identical indexed page replaces its duplicate.
+     * prefix index; an identical indexed page replaces its duplicate. Batches holding this sequence
+     * become stale.
      *
      * @throws PagedKvException.InvalidArgument unless {@code numComputed} lies in
      *     {@code [numComputed(), numTokens()]}
      */
     public void commit(long numComputed) {
-        Status.check(pagedkv_sequence_commit(handle(), id, numComputed));
+        MemorySegment handle = enter();
+        try {
+            check(pagedkv_sequence_commit(handle, id, numComputed));
+        } finally {
+            cache.exit();
+        }
     }
 
     /** Commits every position: {@code commit(numTokens())}. */
@@ -154,27 +165,30 @@ public final class Sequence implements AutoCloseable {
 
     /**
      * Appends tokens to compute (decode steps, a new user turn). Pages are reserved all or nothing;
-     * a shared last page is copied first.
+     * a shared last page is copied first. Batches holding this sequence become stale.
      *
      * @throws OutOfPagesException when the pages cannot be reserved; nothing changed
      */
     public void append(int... tokens) {
         Objects.requireNonNull(tokens, "tokens");
-        MemorySegment handle = handle();
+        MemorySegment handle = enter();
         try (Arena scratch = Arena.ofConfined()) {
-            Status.check(pagedkv_sequence_append(handle, id, scratch.allocateFrom(C_INT, tokens), tokens.length));
+            check(pagedkv_sequence_append(handle, id, scratch.allocateFrom(C_INT, tokens), tokens.length));
+        } finally {
+            cache.exit();
         }
     }
 
     /**
      * A new sequence with the same tokens, computed count and isolation key, sharing every page;
-     * a shared page is copied when either sequence writes into it.
+     * a shared page is copied when either sequence writes into it. Batches holding this sequence
+     * stay valid.
      */
     public Sequence fork() {
-        MemorySegment handle = handle();
+        MemorySegment handle = enter();
         try (Arena scratch = Arena.ofConfined()) {
             MemorySegment child = scratch.allocate(C_LONG_LONG);
-            Status.check(pagedkv_sequence_fork(handle, id, child));
+            check(pagedkv_sequence_fork(handle, id, child));
             long childId = child.get(C_LONG_LONG, 0);
             MemorySegment info = pagedkv_sequence_info.allocate(scratch);
             pagedkv_sequence_info.struct_size(info, (int) pagedkv_sequence_info.sizeof());
@@ -185,12 +199,22 @@ public final class Sequence implements AutoCloseable {
                 throw failure;
             }
             return new Sequence(cache, childId, pagedkv_sequence_info.num_cached(info));
+        } finally {
+            cache.exit();
         }
     }
 
-    /** Rolls back to the first {@code numTokens} tokens ({@code 1 <= numTokens <= numTokens()}). */
+    /**
+     * Rolls back to the first {@code numTokens} tokens ({@code 1 <= numTokens <= numTokens()}).
+     * Batches holding this sequence become stale.
+     */
     public void truncate(long numTokens) {
-        Status.check(pagedkv_sequence_truncate(handle(), id, numTokens));
+        MemorySegment handle = enter();
+        try {
+            check(pagedkv_sequence_truncate(handle, id, numTokens));
+        } finally {
+            cache.exit();
+        }
     }
 
     /** Whether {@link #close()} has not run and the cache is open. */
@@ -199,19 +223,20 @@ public final class Sequence implements AutoCloseable {
     }
 
     /**
-     * Releases the sequence: its pages return to the pool, indexed ones stay cached. Idempotent;
-     * does nothing once the cache is closed (the cache released everything).
+     * Releases the sequence: its pages return to the pool, indexed ones stay cached, and batches
+     * holding it become stale (a kernel running with such a batch on another thread finishes
+     * first). Idempotent; does nothing once the cache is closed (the cache released everything).
      */
     @Override
     public void close() {
-        if (!closed.compareAndSet(false, true) || !cache.isOpen()) return;
-        int status;
+        if (!closed.compareAndSet(false, true)) return;
+        MemorySegment handle = cache.tryEnter();
+        if (handle == null) return;
         try {
-            status = pagedkv_sequence_release(cache.handle(), id);
-        } catch (IllegalStateException cacheClosedMeanwhile) {
-            return; // destroying the cache released this sequence
+            Status.check(pagedkv_sequence_release(handle, id));
+        } finally {
+            cache.exit();
         }
-        Status.check(status);
     }
 
     @Override
@@ -225,21 +250,42 @@ public final class Sequence implements AutoCloseable {
         return id;
     }
 
-    private MemorySegment info(Arena scratch) {
-        MemorySegment handle = handle();
-        MemorySegment info = pagedkv_sequence_info.allocate(scratch);
-        pagedkv_sequence_info.struct_size(info, (int) pagedkv_sequence_info.sizeof());
-        Status.check(pagedkv_sequence_get_info(handle, id, info));
-        return info;
+    /** The counts of {@code pagedkv_sequence_info} that Java reads. */
+    private record Info(long numTokens, long numComputed) {}
+
+    private Info info() {
+        MemorySegment handle = enter();
+        try (Arena scratch = Arena.ofConfined()) {
+            MemorySegment info = pagedkv_sequence_info.allocate(scratch);
+            pagedkv_sequence_info.struct_size(info, (int) pagedkv_sequence_info.sizeof());
+            check(pagedkv_sequence_get_info(handle, id, info));
+            return new Info(pagedkv_sequence_info.num_tokens(info), pagedkv_sequence_info.num_computed(info));
+        } finally {
+            cache.exit();
+        }
     }
 
-    private MemorySegment handle() {
-        checkOpen();
-        return cache.handle();
+    /** Holds the cache open for one call on this sequence; the caller ends it with {@code cache.exit()}. */
+    private MemorySegment enter() {
+        if (closed.get()) throw released();
+        return cache.enter();
+    }
+
+    /**
+     * Status.check, except that the library's "unknown sequence" after another thread closed this
+     * one during the call is reported as the close it is.
+     */
+    private void check(int status) {
+        if (status != PAGEDKV_OK() && closed.get()) throw released();
+        Status.check(status);
     }
 
     private void checkOpen() {
-        if (closed.get()) throw new IllegalStateException("sequence " + id + " is released");
+        if (closed.get()) throw released();
         cache.checkOpen();
+    }
+
+    private IllegalStateException released() {
+        return new IllegalStateException("sequence " + id + " is released (closed); create a new sequence");
     }
 }

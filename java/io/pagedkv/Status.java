@@ -29,6 +29,7 @@ final class Status {
         if (status == PAGEDKV_ERR_INVALID_ARGUMENT()) return new PagedKvException.InvalidArgument(status, message);
         if (status == PAGEDKV_ERR_NOT_FOUND()) return new PagedKvException.NotFound(status, message);
         if (status == PAGEDKV_ERR_OUT_OF_PAGES()) return new OutOfPagesException(status, message);
+        if (status == PAGEDKV_ERR_STALE_BATCH()) return new StaleBatchException(status, message);
         if (status == PAGEDKV_ERR_OUT_OF_MEMORY() || status == PAGEDKV_ERR_UNSUPPORTED()
                 || status == PAGEDKV_ERR_NO_DEVICE() || status == PAGEDKV_ERR_CUDA())
             return new PagedKvException.DeviceFailure(status, message);

@@ -2,41 +2,50 @@
  * pagedkv for Java: a paged KV cache with token-exact prefix reuse, over the library's C ABI
  * ({@code include/pagedkv.h}) through the Foreign Function &amp; Memory API.
  *
- * <p>{@link io.pagedkv.PagedKvCache} owns one page pool and prefix index; {@link io.pagedkv.Sequence}
- * is one request (its tokens, block table and computed count); {@link io.pagedkv.Batch} holds the
- * arrays attention kernels need for one model step. Pages are {@link java.lang.foreign.MemorySegment}s
- * ({@link io.pagedkv.PagedKvCache#page}, {@link io.pagedkv.PagedKvCache#slab}) laid out as
- * {@link io.pagedkv.CacheLayout} describes.
+ * <p>{@link io.pagedkv.PagedKvCache} owns one page pool and prefix index (configured by a
+ * {@link io.pagedkv.CacheBuilder}); {@link io.pagedkv.Sequence} is one request (its tokens, block
+ * table and computed count); {@link io.pagedkv.Batch} holds the arrays attention kernels need for
+ * one model step, valid until one of its sequences changes; {@link io.pagedkv.Kernels} writes K/V
+ * and runs attention; {@link io.pagedkv.DeviceMemory} is one buffer on the cache's device. Pages
+ * are {@link java.lang.foreign.MemorySegment}s ({@link io.pagedkv.PagedKvCache#page},
+ * {@link io.pagedkv.PagedKvCache#slab}) laid out as {@link io.pagedkv.CacheLayout} describes.
  *
  * <pre>{@code
  * try (PagedKvCache cache = PagedKvCache.builder()
  *         .layers(32).kvHeads(8).headDim(128).pageSize(16).pages(8192).kvDtype(KvDtype.BF16).build()) {
- *     Sequence seq = cache.createSequence(promptTokens);        // reuses the longest computed prefix
+ *     Kernels kernels = cache.kernels();
+ *     Sequence seq = cache.createSequence(promptTokens);          // reuses the longest computed prefix
  *     try (Batch step = cache.batch(seq)) {
  *         for (int layer = 0; layer < 32; layer++) {
- *             cache.writeKv(step, layer, k, v, KvDtype.F32);     // K/V of the positions to compute
- *             cache.prefillAttention(step, layer, AttentionParams.of(32), q, out, null);
+ *             kernels.writeKv(step, layer, k, v, KvDtype.F32);     // K/V of the positions to compute
+ *             kernels.prefillAttention(step, layer, AttentionParams.of(32), q, out, null);
  *         }
- *         step.commit();                                       // now reusable by later prompts
+ *         step.commit();                                         // now reusable; the batch is stale
  *     }
- *     seq.append(nextToken);                                   // decode steps...
- *     seq.close();                                             // pages stay cached for others
+ *     seq.append(nextToken);                                     // decode steps, each with a new batch...
+ *     seq.close();                                               // pages stay cached for others
  * }
  * }</pre>
  *
- * <p><b>Ownership and lifetime.</b> A cache owns one shared {@link java.lang.foreign.Arena}; closing
- * the cache frees everything native and makes its sequences, batches and segments unusable
- * ({@link IllegalStateException}), never dangling. Scratch memory for a call lives in a confined
+ * <p><b>Ownership and lifetime.</b> One object owns one native handle: the cache its native cache
+ * and one shared {@link java.lang.foreign.Arena}, a sequence its id, a batch its batch handle, a
+ * {@link io.pagedkv.DeviceMemory} its allocation. Closing the cache frees everything native and
+ * makes its sequences, batches, buffers and segments unusable ({@link IllegalStateException} with a
+ * message saying what was closed), never dangling. Scratch memory for a call lives in a confined
  * arena for that call only.
  *
  * <p><b>Threads.</b> Caches are thread-safe (the library serializes metadata operations); each class
- * states what holds for its instances.
+ * states what holds for its instances. A handle cannot be closed while another thread is inside a
+ * call that uses it ({@link IllegalStateException}); a sequence changed while a kernel runs with a
+ * batch holding it waits for the kernel.
  *
- * <p><b>Errors.</b> {@link NullPointerException} and {@link IllegalArgumentException} for what Java
- * checks before a call (null references, tensor sizes, layer ranges); the sealed
- * {@link io.pagedkv.PagedKvException} family, with the library's message, for what the library
- * rejects ({@link io.pagedkv.OutOfPagesException} when pages run out: nothing changed, so release
- * or preempt and retry); {@link IllegalStateException} for closed handles.
+ * <p><b>Errors.</b> {@link NullPointerException} (naming the argument) and
+ * {@link IllegalArgumentException} for what Java checks before a call (null references, tensor
+ * sizes, layer ranges); the sealed {@link io.pagedkv.PagedKvException} family, with the library's
+ * message, for what the library rejects ({@link io.pagedkv.OutOfPagesException} when pages run out:
+ * nothing changed, so release or preempt and retry; {@link io.pagedkv.StaleBatchException} for a
+ * batch used after its sequences changed: build a new one); {@link IllegalStateException} for
+ * closed handles.
  *
  * <p>Run with {@code --enable-native-access=ALL-UNNAMED} (or the module using pagedkv). The bindings
  * in {@code io.pagedkv.internal.ffi} are generated by jextract and not part of the API.

@@ -2,6 +2,8 @@ package io.pagedkv.replay;
 
 import io.pagedkv.AttentionParams;
 import io.pagedkv.Batch;
+import io.pagedkv.DeviceMemory;
+import io.pagedkv.Kernels;
 import io.pagedkv.KvDtype;
 import io.pagedkv.PagedKvCache;
 import java.lang.foreign.Arena;
@@ -14,8 +16,11 @@ import java.util.List;
  * The model's attention over pagedkv: for each layer of a step it writes the new tokens' K and V
  * into their pages ({@code writeKv}) and runs one of the cache's attention kernels over every
  * cached position plus the new ones. On a CUDA cache q, k and v are moved to device buffers and
- * the output back with the cache's copy helpers; on the CPU the kernels read native host buffers
+ * the output back with the buffers' copy helpers; on the CPU the kernels read native host buffers
  * directly. Buffers grow with the largest step and are reused.
+ *
+ * <p>A bound batch serves one step: {@link #bind} it after building it, {@link #unbind()} before
+ * committing it (a committed batch is stale, and the sequences change right after).
  *
  * <p>Confined to the thread that created it (the scheduler's).
  */
@@ -33,22 +38,24 @@ final class PagedAttention implements TinyLlama.Attention, AutoCloseable {
     private static final long FLOAT = Float.BYTES;
 
     private final PagedKvCache cache;
+    private final Kernels kernels;
     // Threads 0: the kernels choose, running small steps on one thread (waking workers costs more).
     private final AttentionParams params;
     private final int qDim;
     private final int kvDim;
     private final boolean onDevice;
     private final Arena arena = Arena.ofConfined();
-    private final List<MemorySegment> deviceBuffers = new ArrayList<>();
+    private final List<DeviceMemory> deviceBuffers = new ArrayList<>();
     private int capacity; // tokens
     private MemorySegment hostQ, hostK, hostV, hostOut;
-    private MemorySegment devQ, devK, devV, devOut;
+    private DeviceMemory devQ, devK, devV, devOut;
     private Batch batch;
     private Kernel kernel;
     private final long[] kernelCalls = new long[Kernel.values().length];
 
     PagedAttention(PagedKvCache cache, ModelConfig model) {
         this.cache = cache;
+        this.kernels = cache.kernels();
         this.params = AttentionParams.of(model.qHeads());
         this.qDim = model.qDim();
         this.kvDim = model.kvDim();
@@ -59,6 +66,12 @@ final class PagedAttention implements TinyLlama.Attention, AutoCloseable {
     void bind(Batch stepBatch, Kernel stepKernel) {
         this.batch = stepBatch;
         this.kernel = stepKernel;
+    }
+
+    /** Forgets the step's batch, so that a later forward pass without {@link #bind} fails loudly. */
+    void unbind() {
+        this.batch = null;
+        this.kernel = null;
     }
 
     /** How many layer calls each kernel served (for reports and tests). */
@@ -79,22 +92,22 @@ final class PagedAttention implements TinyLlama.Attention, AutoCloseable {
         }
         MemorySegment qIn = hostQ, kIn = hostK, vIn = hostV, outBuf = hostOut;
         if (onDevice) {
-            cache.copyToDevice(hostQ, devQ, qBytes);
-            cache.copyToDevice(hostK, devK, kvBytes);
-            cache.copyToDevice(hostV, devV, kvBytes);
-            qIn = devQ;
-            kIn = devK;
-            vIn = devV;
-            outBuf = devOut;
+            devQ.copyFromHost(hostQ, qBytes);
+            devK.copyFromHost(hostK, kvBytes);
+            devV.copyFromHost(hostV, kvBytes);
+            qIn = devQ.segment();
+            kIn = devK.segment();
+            vIn = devV.segment();
+            outBuf = devOut.segment();
         }
-        cache.writeKv(batch, layer, kIn, vIn, KvDtype.F32);
+        kernels.writeKv(batch, layer, kIn, vIn, KvDtype.F32);
         switch (kernel) {
-            case DECODE -> cache.decodeAttention(batch, layer, params, qIn, outBuf, null);
-            case PREFILL -> cache.prefillAttention(batch, layer, params, qIn, outBuf, null);
-            case CASCADE -> cache.cascadeAttention(batch, layer, params, qIn, outBuf, null);
+            case DECODE -> kernels.decodeAttention(batch, layer, params, qIn, outBuf, null);
+            case PREFILL -> kernels.prefillAttention(batch, layer, params, qIn, outBuf, null);
+            case CASCADE -> kernels.cascadeAttention(batch, layer, params, qIn, outBuf, null);
         }
         kernelCalls[kernel.ordinal()]++;
-        if (onDevice) cache.copyToHost(devOut, hostOut, qBytes);
+        if (onDevice) devOut.copyToHost(hostOut, qBytes);
         for (int t = 0; t < numTokens; t++) {
             MemorySegment.copy(hostOut, ValueLayout.JAVA_FLOAT, t * qDim * FLOAT, out[t], 0, qDim);
         }
@@ -117,21 +130,21 @@ final class PagedAttention implements TinyLlama.Attention, AutoCloseable {
         capacity = grown;
     }
 
-    private MemorySegment deviceBuffer(long bytes) {
-        MemorySegment buffer = cache.allocateDevice(bytes);
+    private DeviceMemory deviceBuffer(long bytes) {
+        DeviceMemory buffer = cache.allocateDevice(bytes);
         deviceBuffers.add(buffer);
         return buffer;
     }
 
     private void freeDeviceBuffers() {
-        for (MemorySegment buffer : deviceBuffers) cache.freeDevice(buffer);
+        for (DeviceMemory buffer : deviceBuffers) buffer.close();
         deviceBuffers.clear();
     }
 
     @Override
     public void close() {
         try {
-            if (cache.isOpen()) freeDeviceBuffers();
+            freeDeviceBuffers(); // nothing to free once the cache is closed: it freed them
         } finally {
             arena.close();
         }

@@ -19,8 +19,9 @@ import java.util.List;
  * <p>The model/cache contract of every step: the batch's query tokens are the positions
  * {@code numComputed..numTokens-1} of each sequence (the whole uncached prompt after creation, one
  * token after an append); their q, k, v are computed at those absolute positions, K/V written with
- * {@code writeKv}, attention run by the cache; then {@code batch.commit()} marks them computed (full
- * pages join the prefix index) and the sampled token is appended for the next step. A batch whose
+ * {@code writeKv}, attention run by the cache's kernels; then {@code batch.commit()} marks them
+ * computed (full pages join the prefix index), the batch is closed (a committed batch is stale), and
+ * only then is the sampled token appended for the next step, which builds a new batch. A batch whose
  * sequences share leading pages uses the cascade kernel, which reads those pages once.
  *
  * <p>Requests prefilled in the same step cannot reuse each other's prompt (neither is computed
@@ -249,8 +250,12 @@ public final class Scheduler {
             PagedAttention.Kernel kernel = batch.sharedPrefixPages() > 0 ? PagedAttention.Kernel.CASCADE
                     : PagedAttention.Kernel.PREFILL;
             attention.bind(batch, kernel);
-            logits = model.forward(tokens, positions, rows.toArray(), attention);
-            batch.commit();
+            try {
+                logits = model.forward(tokens, positions, rows.toArray(), attention);
+            } finally {
+                attention.unbind();
+            }
+            batch.commit(); // the batch is stale from here: nothing uses it before it is closed
             rowOwner = owners.toArray();
             countStep(kernel);
         }
@@ -286,8 +291,12 @@ public final class Scheduler {
             PagedAttention.Kernel kernel = batch.sharedPrefixPages() > 0 ? PagedAttention.Kernel.CASCADE
                     : PagedAttention.Kernel.DECODE;
             attention.bind(batch, kernel);
-            logits = model.forward(tokens, positions, rows, attention);
-            batch.commit();
+            try {
+                logits = model.forward(tokens, positions, rows, attention);
+            } finally {
+                attention.unbind();
+            }
+            batch.commit(); // the batch is stale from here: nothing uses it before it is closed
             countStep(kernel);
         }
         for (int i = 0; i < step.size(); i++) {

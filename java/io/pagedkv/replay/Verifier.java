@@ -107,7 +107,11 @@ public final class Verifier {
             }
             try (Batch batch = scratch.batch(List.of(seq))) {
                 attention.bind(batch, PagedAttention.Kernel.PREFILL);
-                return model.forward(tokens, positions, rows, attention);
+                try {
+                    return model.forward(tokens, positions, rows, attention);
+                } finally {
+                    attention.unbind();
+                }
             }
         }
     }

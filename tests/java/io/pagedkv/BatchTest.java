@@ -38,10 +38,17 @@ class BatchTest {
                 assertArrayEquals(c.slotMapping(), new long[] {slots[6]});
                 assertNotEquals(slots[0], slots[6], "a and c write their own copy of the shared last page");
 
-                a.append(12); // a snapshot: later changes do not alter the batch
+                a.append(12); // a change of a member makes the batch stale; its arrays stay as built
                 assertArrayEquals(new int[] {11, 13, 11}, batch.kvLen());
+                assertArrayEquals(pages, batch.kvPageIndices());
+                assertThrows(StaleBatchException.class, batch::commit, "a stale batch commits nothing");
+                assertEquals(10, a.numComputed(), "nothing committed");
+                assertEquals(8, b.numComputed(), "nothing committed");
+                assertEquals(10, c.numComputed(), "nothing committed");
                 a.truncate(11);
-
+            }
+            try (Batch batch = cache.batch(List.of(a, b, c))) {
+                assertArrayEquals(new int[] {11, 13, 11}, batch.kvLen());
                 batch.commit();
                 for (Sequence s : List.of(a, b, c)) assertEquals(s.numTokens(), s.numComputed());
             }

@@ -3,6 +3,9 @@ package io.pagedkv;
 import static io.pagedkv.Markers.*;
 import static org.junit.jupiter.api.Assertions.*;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -14,10 +17,15 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-/** Several threads on one cache: the counters add up and every page ends free or cached. */
+/**
+ * Several threads on one cache: the counters add up and every page ends free or cached; a handle
+ * closed while another thread is inside a call that uses it either waits for the call (sequences)
+ * or is refused in pagedkv's words (cache, batch, device buffer), never freed under the call.
+ */
 class ConcurrencyTest {
     private static final int THREADS = 8;
     private static final int ROUNDS = 300;
@@ -138,6 +146,180 @@ class ConcurrencyTest {
             user.join();
             assertTrue(unexpected.isEmpty(), () -> "user thread: " + unexpected.peek());
             assertFalse(cache.isOpen());
+        }
+    }
+
+    // ---- closing during a kernel ------------------------------------------------------------------
+
+    private static final int KV_HEADS = 2, QO_HEADS = 8, HEAD_DIM = 128, PAGE_SIZE = 16, TOKENS = 2048;
+    /** One worker thread: a prefill of TOKENS takes a few hundred milliseconds, long enough to act during it. */
+    private static final AttentionParams SLOW = AttentionParams.of(QO_HEADS).withNumThreads(1);
+
+    private static PagedKvCache slowCache(int pages) {
+        return PagedKvCache.builder().layers(1).kvHeads(KV_HEADS).headDim(HEAD_DIM).pageSize(PAGE_SIZE).pages(pages)
+                .kvDtype(KvDtype.F32).build();
+    }
+
+    private static MemorySegment randomFloats(Arena arena, Random random, long count) {
+        MemorySegment segment = arena.allocate(count * 4, 64);
+        for (long i = 0; i < count; i++) segment.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) random.nextGaussian());
+        return segment;
+    }
+
+    private static void writeRandomKv(Kernels kernels, Batch batch, Arena arena, Random random) {
+        long n = batch.numQoTokens() * KV_HEADS * HEAD_DIM;
+        kernels.writeKv(batch, 0, randomFloats(arena, random, n), randomFloats(arena, random, n), KvDtype.F32);
+    }
+
+    /** A thread running one prefill; records whether it has returned and how it failed. */
+    private static final class KernelThread extends Thread {
+        final CountDownLatch started = new CountDownLatch(1);
+        final AtomicBoolean returned = new AtomicBoolean();
+        final AtomicReference<Throwable> failure = new AtomicReference<>();
+        private final Runnable kernel;
+
+        KernelThread(Runnable kernel) {
+            super("pagedkv-test-kernel");
+            this.kernel = kernel;
+        }
+
+        @Override
+        public void run() {
+            started.countDown();
+            try {
+                kernel.run();
+            } catch (Throwable t) {
+                failure.set(t);
+            } finally {
+                returned.set(true);
+            }
+        }
+
+        /** Starts the kernel and sleeps a quarter of {@code kernelNanos}, so that it is running. */
+        void startAndWaitInto(long kernelNanos) throws InterruptedException {
+            start();
+            started.await();
+            Thread.sleep(Math.max(5, kernelNanos / 4_000_000));
+        }
+    }
+
+    /**
+     * (c) Releasing a sequence while another thread runs a kernel with a batch holding it waits for
+     * the kernel; the released pages then go to a new sequence that overwrites them, which the
+     * kernel's output would show had it still been reading. Afterwards the batch is stale.
+     */
+    @Test
+    @Timeout(120)
+    void sequenceCloseDuringAKernelWaitsForItThenTheBatchIsStale() throws Exception {
+        int overlapped = 0;
+        for (int attempt = 0; attempt < 3; attempt++) {
+            Random random = new Random(1000 + attempt);
+            // Exactly the pages of one prompt: the next prompt must take the very pages the kernel reads.
+            try (PagedKvCache cache = slowCache(TOKENS / PAGE_SIZE); Arena arena = Arena.ofShared()) {
+                Kernels kernels = cache.kernels();
+                Sequence seq = cache.createSequence(randomTokens(random, TOKENS, 30_000));
+                Batch batch = cache.batch(seq);
+                writeRandomKv(kernels, batch, arena, random);
+                MemorySegment q = randomFloats(arena, random, (long) TOKENS * QO_HEADS * HEAD_DIM);
+                MemorySegment expected = arena.allocate(q.byteSize(), 64);
+                long t0 = System.nanoTime();
+                kernels.prefillAttention(batch, 0, SLOW, q, expected, null);
+                long kernelNanos = System.nanoTime() - t0;
+                MemorySegment out = arena.allocate(q.byteSize(), 64);
+
+                KernelThread worker = new KernelThread(() -> kernels.prefillAttention(batch, 0, SLOW, q, out, null));
+                worker.startAndWaitInto(kernelNanos);
+                boolean runningAtClose = !worker.returned.get();
+                seq.close();
+                try (Sequence next = cache.createSequence(randomTokens(random, TOKENS, 30_000));
+                     Batch nextBatch = cache.batch(next)) {
+                    assertEquals(0, next.numCached());
+                    writeRandomKv(kernels, nextBatch, arena, random); // overwrites every page the kernel read
+                }
+                worker.join();
+
+                if (worker.failure.get() == null) {
+                    assertEquals(-1, expected.mismatch(out), "the kernel's output changed: the release did not wait for it");
+                    if (runningAtClose) overlapped++;
+                } else {
+                    // The release came first: the kernel was refused and changed nothing.
+                    assertInstanceOf(StaleBatchException.class, worker.failure.get());
+                }
+                assertThrows(StaleBatchException.class, () -> kernels.prefillAttention(batch, 0, SLOW, q, out, null));
+                assertThrows(StaleBatchException.class, () -> writeRandomKv(kernels, batch, arena, random));
+                batch.close();
+                CacheStats stats = cache.stats();
+                assertConsistent(stats);
+                assertEquals(0, stats.liveSequences());
+            }
+        }
+        assertTrue(overlapped > 0, "no release overlapped a running kernel in 3 attempts");
+    }
+
+    /**
+     * Closing the cache, the batch or a device buffer while another thread runs a kernel with them
+     * is refused with pagedkv's message (not the FFM runtime's), and leaves everything usable.
+     */
+    @Test
+    @Timeout(120)
+    void closingWhatAKernelUsesIsRefusedInPagedKvWords() throws Exception {
+        boolean observed = false;
+        for (int attempt = 0; attempt < 5 && !observed; attempt++) {
+            Random random = new Random(2000 + attempt);
+            PagedKvCache cache = slowCache(TOKENS / PAGE_SIZE + 4);
+            try (Arena arena = Arena.ofShared()) {
+                Kernels kernels = cache.kernels();
+                Sequence seq = cache.createSequence(randomTokens(random, TOKENS, 30_000));
+                Batch batch = cache.batch(seq);
+                writeRandomKv(kernels, batch, arena, random);
+                long qBytes = (long) TOKENS * QO_HEADS * HEAD_DIM * 4;
+                DeviceMemory q = cache.allocateDevice(qBytes);
+                DeviceMemory out = cache.allocateDevice(qBytes);
+                q.copyFromHost(randomFloats(arena, random, qBytes / 4), qBytes);
+                long t0 = System.nanoTime();
+                kernels.prefillAttention(batch, 0, SLOW, q.segment(), out.segment(), null);
+                long kernelNanos = System.nanoTime() - t0;
+
+                KernelThread worker = new KernelThread(
+                        () -> kernels.prefillAttention(batch, 0, SLOW, q.segment(), out.segment(), null));
+                worker.startAndWaitInto(kernelNanos);
+                Throwable cacheClose = failureOf(cache::close);
+                Throwable batchClose = failureOf(batch::close);
+                Throwable bufferClose = failureOf(out::close);
+                boolean stillRunning = !worker.returned.get();
+                worker.join();
+                if (stillRunning) {
+                    observed = true;
+                    ErrorsTest.assertPagedKvWords(assertInstanceOf(IllegalStateException.class, cacheClose),
+                            "cannot close this PagedKvCache while another thread is inside a call on it");
+                    ErrorsTest.assertPagedKvWords(assertInstanceOf(IllegalStateException.class, batchClose),
+                            "cannot close this batch while another thread is using it");
+                    ErrorsTest.assertPagedKvWords(assertInstanceOf(IllegalStateException.class, bufferClose),
+                            "cannot free this device buffer");
+                    assertNull(worker.failure.get(), () -> "the kernel failed: " + worker.failure.get());
+                    assertTrue(cache.isOpen() && batch.isOpen() && out.isOpen(), "the refused closes closed nothing");
+                    kernels.prefillAttention(batch, 0, SLOW, q.segment(), out.segment(), null); // all still usable
+                }
+                for (Throwable t : new Throwable[] {cacheClose, batchClose, bufferClose})
+                    if (t != null) ErrorsTest.assertPagedKvWords(assertInstanceOf(IllegalStateException.class, t), "cannot");
+                out.close();
+                q.close();
+                batch.close();
+                seq.close();
+            } finally {
+                cache.close();
+            }
+            assertFalse(cache.isOpen());
+        }
+        assertTrue(observed, "no close attempt overlapped a running kernel in 5 attempts");
+    }
+
+    private static Throwable failureOf(Runnable call) {
+        try {
+            call.run();
+            return null;
+        } catch (Throwable t) {
+            return t;
         }
     }
 }

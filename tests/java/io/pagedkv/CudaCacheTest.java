@@ -98,26 +98,26 @@ class CudaCacheTest {
                 MemorySegment k = randomFloats(arena, random, tokens * KV_HEADS * HEAD_DIM);
                 MemorySegment v = randomFloats(arena, random, tokens * KV_HEADS * HEAD_DIM);
                 MemorySegment q = randomFloats(arena, random, tokens * QO_HEADS * HEAD_DIM);
-                cpu.writeKv(cpuBatch, layer, k, v, KvDtype.F32);
+                cpu.kernels().writeKv(cpuBatch, layer, k, v, KvDtype.F32);
                 // Explicit device buffers for K, staged host segments for V.
-                MemorySegment kDevice = gpu.allocateDevice(k.byteSize());
-                gpu.copyToDevice(k, kDevice, k.byteSize());
-                gpu.writeKv(gpuBatch, layer, kDevice, v, KvDtype.F32);
-                gpu.freeDevice(kDevice);
+                try (DeviceMemory kDevice = gpu.allocateDevice(k.byteSize())) {
+                    kDevice.copyFromHost(k, k.byteSize());
+                    gpu.kernels().writeKv(gpuBatch, layer, kDevice.segment(), v, KvDtype.F32);
+                }
                 MemorySegment expected = arena.allocate(q.byteSize(), 64);
                 MemorySegment actual = arena.allocate(q.byteSize(), 64);
-                cpu.prefillAttention(cpuBatch, layer, params, q, expected, null);
-                gpu.prefillAttention(gpuBatch, layer, params, q, actual, null);
-                gpu.synchronize();
+                cpu.kernels().prefillAttention(cpuBatch, layer, params, q, expected, null);
+                gpu.kernels().prefillAttention(gpuBatch, layer, params, q, actual, null);
+                gpu.kernels().synchronize();
                 assertClose(expected, actual, tolerance, "prefill layer " + layer);
                 actual.fill((byte) 0xff);
-                gpu.cascadeAttention(gpuBatch, layer, params, q, actual, null);
-                gpu.synchronize();
+                gpu.kernels().cascadeAttention(gpuBatch, layer, params, q, actual, null);
+                gpu.kernels().synchronize();
                 assertClose(expected, actual, tolerance, "cascade layer " + layer);
                 if (decode) {
                     actual.fill((byte) 0xff);
-                    gpu.decodeAttention(gpuBatch, layer, params, q, actual, null);
-                    gpu.synchronize();
+                    gpu.kernels().decodeAttention(gpuBatch, layer, params, q, actual, null);
+                    gpu.kernels().synchronize();
                     assertClose(expected, actual, tolerance, "decode layer " + layer);
                 }
             }

@@ -7,7 +7,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import org.junit.jupiter.api.Test;
 
-/** allocateDevice / copies / freeDevice on a CPU cache (host memory that behaves like a device buffer). */
+/** DeviceMemory on a CPU cache (host memory that behaves like a device buffer): copies, ownership, close. */
 class DeviceMemoryTest {
     private static PagedKvCache cache() {
         return PagedKvCache.builder().layers(1).kvHeads(1).headDim(8).pageSize(4).pages(8).kvDtype(KvDtype.F32).build();
@@ -16,43 +16,61 @@ class DeviceMemoryTest {
     @Test
     void allocateCopyFree() {
         try (PagedKvCache cache = cache()) {
-            MemorySegment buffer = cache.allocateDevice(1000);
-            assertEquals(1000, buffer.byteSize(), "on the CPU a device buffer is a real host segment");
+            DeviceMemory buffer = cache.allocateDevice(1000);
+            assertEquals(1000, buffer.byteSize());
+            MemorySegment segment = buffer.segment();
+            assertEquals(1000, segment.byteSize(), "on the CPU a device buffer is a real host segment");
             assertEquals(0, buffer.address() % 256);
+            assertEquals(buffer.address(), segment.address());
+            assertSame(cache, buffer.cache());
             float[] data = new float[250];
             for (int i = 0; i < data.length; i++) data[i] = i * 0.5f;
-            cache.copyToDevice(MemorySegment.ofArray(data), buffer, 1000);
-            assertEquals(10.5f, buffer.getAtIndex(ValueLayout.JAVA_FLOAT, 21));
+            buffer.copyFromHost(MemorySegment.ofArray(data), 1000);
+            assertEquals(10.5f, segment.getAtIndex(ValueLayout.JAVA_FLOAT, 21));
             float[] back = new float[250];
-            cache.copyToHost(buffer, MemorySegment.ofArray(back), 1000);
+            buffer.copyToHost(MemorySegment.ofArray(back), 1000);
             assertArrayEquals(data, back);
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment host = arena.allocate(1000);
-                cache.copyToHost(buffer, host, 1000);
-                assertEquals(-1, host.mismatch(buffer));
-                assertThrows(IllegalArgumentException.class, () -> cache.copyToHost(buffer, host, 1001));
-                assertThrows(IllegalArgumentException.class, () -> cache.copyToDevice(host, buffer, -1));
-                assertThrows(IllegalArgumentException.class, () -> cache.copyToHost(buffer, host.asReadOnly(), 8));
-                assertThrows(IllegalArgumentException.class, () -> cache.freeDevice(host), "not from allocateDevice");
+                buffer.copyToHost(host, 1000);
+                assertEquals(-1, host.mismatch(segment));
+                assertThrows(IllegalArgumentException.class, () -> buffer.copyToHost(host, 1001), "more than the buffer");
+                assertThrows(IllegalArgumentException.class, () -> buffer.copyToHost(host.asSlice(0, 8), 16),
+                        "more than the host segment");
+                assertThrows(IllegalArgumentException.class, () -> buffer.copyFromHost(host, -1));
+                assertThrows(IllegalArgumentException.class, () -> buffer.copyToHost(host.asReadOnly(), 8));
+                assertThrows(NullPointerException.class, () -> buffer.copyFromHost(null, 8));
             }
-            cache.synchronize();
-            cache.freeDevice(buffer);
-            assertThrows(IllegalStateException.class, () -> buffer.get(ValueLayout.JAVA_BYTE, 0), "freed memory is unreachable");
-            assertThrows(IllegalArgumentException.class, () -> cache.freeDevice(buffer), "double free");
+            cache.kernels().synchronize();
+            assertTrue(buffer.isOpen());
+            buffer.close();
+            assertFalse(buffer.isOpen());
+            var freed = assertThrows(IllegalStateException.class, () -> segment.get(ValueLayout.JAVA_BYTE, 0),
+                    "freed memory is unreachable");
+            assertNotNull(freed);
+            buffer.close(); // idempotent
+            var closed = assertThrows(IllegalStateException.class, buffer::segment);
+            assertTrue(closed.getMessage().contains("device buffer"), closed.getMessage());
+            assertThrows(IllegalStateException.class, () -> buffer.copyFromHost(MemorySegment.ofArray(data), 8));
             assertThrows(IllegalArgumentException.class, () -> cache.allocateDevice(0));
             assertThrows(IllegalArgumentException.class, () -> cache.allocateDevice(-8));
+            assertTrue(buffer.toString().contains("freed"), buffer.toString());
         }
     }
 
     @Test
     void closingTheCacheFreesItsBuffers() {
         PagedKvCache cache = cache();
-        MemorySegment buffer = cache.allocateDevice(64);
-        buffer.set(ValueLayout.JAVA_INT, 0, 42);
+        DeviceMemory buffer = cache.allocateDevice(64);
+        MemorySegment segment = buffer.segment();
+        segment.set(ValueLayout.JAVA_INT, 0, 42);
         cache.close();
-        assertThrows(IllegalStateException.class, () -> buffer.get(ValueLayout.JAVA_INT, 0));
+        assertFalse(buffer.isOpen());
+        assertThrows(IllegalStateException.class, () -> segment.get(ValueLayout.JAVA_INT, 0));
         assertThrows(IllegalStateException.class, () -> cache.allocateDevice(64));
-        assertThrows(IllegalStateException.class, () -> cache.freeDevice(buffer));
+        assertThrows(IllegalStateException.class, buffer::segment);
+        assertThrows(IllegalStateException.class, () -> buffer.copyToHost(MemorySegment.ofArray(new byte[8]), 8));
+        buffer.close(); // nothing left to free: harmless
     }
 
     @Test

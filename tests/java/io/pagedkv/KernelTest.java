@@ -128,7 +128,7 @@ class KernelTest {
                     k[i] = toBits(dtype, (float) random.nextGaussian());
                     v[i] = toBits(dtype, (float) random.nextGaussian());
                 }
-                cache.writeKv(batch, 0, MemorySegment.ofArray(k), MemorySegment.ofArray(v), dtype);
+                cache.kernels().writeKv(batch, 0, MemorySegment.ofArray(k), MemorySegment.ofArray(v), dtype);
                 long[] slots = batch.slotMapping();
                 CacheLayout layout = cache.layout();
                 for (int t = 0; t < slots.length; t++)
@@ -160,39 +160,39 @@ class KernelTest {
             lse.fill((byte) 0x7f);
             AttentionParams params = AttentionParams.of(QO_HEADS);
             MemorySegment shortQ = q.asSlice(0, q.byteSize() - 4);
-            var small = assertThrows(IllegalArgumentException.class, () -> cache.prefillAttention(batch, 0, params, shortQ, out, lse));
+            var small = assertThrows(IllegalArgumentException.class, () -> cache.kernels().prefillAttention(batch, 0, params, shortQ, out, lse));
             assertTrue(small.getMessage().contains("q"), small.getMessage());
             assertThrows(IllegalArgumentException.class,
-                    () -> cache.prefillAttention(batch, 0, params, q, out.asSlice(4), lse));
+                    () -> cache.kernels().prefillAttention(batch, 0, params, q, out.asSlice(4), lse));
             assertThrows(IllegalArgumentException.class,
-                    () -> cache.prefillAttention(batch, 0, params, q, out, lse.asSlice(0, 4)));
-            assertThrows(IllegalArgumentException.class, () -> cache.prefillAttention(batch, 2, params, q, out, lse));
-            assertThrows(IllegalArgumentException.class, () -> cache.prefillAttention(batch, -1, params, q, out, lse));
+                    () -> cache.kernels().prefillAttention(batch, 0, params, q, out, lse.asSlice(0, 4)));
+            assertThrows(IllegalArgumentException.class, () -> cache.kernels().prefillAttention(batch, 2, params, q, out, lse));
+            assertThrows(IllegalArgumentException.class, () -> cache.kernels().prefillAttention(batch, -1, params, q, out, lse));
             assertThrows(IllegalArgumentException.class,
-                    () -> cache.prefillAttention(batch, 0, AttentionParams.of(3), q, out, lse), "3 is not a multiple of 2");
+                    () -> cache.kernels().prefillAttention(batch, 0, AttentionParams.of(3), q, out, lse), "3 is not a multiple of 2");
             assertThrows(IllegalArgumentException.class,
-                    () -> cache.decodeAttention(batch, 0, params, q, out, lse), "5 query tokens for 1 sequence is not decode");
+                    () -> cache.kernels().decodeAttention(batch, 0, params, q, out, lse), "5 query tokens for 1 sequence is not decode");
             assertThrows(IllegalArgumentException.class,
-                    () -> cache.prefillAttention(batch, 0, params, q, out.asReadOnly(), lse));
+                    () -> cache.kernels().prefillAttention(batch, 0, params, q, out.asReadOnly(), lse));
             assertThrows(IllegalArgumentException.class,
-                    () -> cache.prefillAttention(batch, 0, params, q, MemorySegment.ofAddress(out.address()), lse),
+                    () -> cache.kernels().prefillAttention(batch, 0, params, q, MemorySegment.ofAddress(out.address()), lse),
                     "a zero-length segment has no room");
-            assertThrows(NullPointerException.class, () -> cache.prefillAttention(batch, 0, params, null, out, lse));
-            assertThrows(NullPointerException.class, () -> cache.prefillAttention(batch, 0, null, q, out, lse));
-            assertThrows(IllegalArgumentException.class, () -> cache.writeKv(batch, 0, kv, kv.asSlice(8), KvDtype.F32));
-            assertThrows(IllegalArgumentException.class, () -> cache.writeKv(batch, 0, kv, kv, KvDtype.F16), "not the cache dtype");
-            assertThrows(IllegalArgumentException.class, () -> cache.writeKv(batch, 5, kv, kv, KvDtype.F32));
-            assertThrows(IllegalArgumentException.class, () -> cache.writeKv(batch, 0, kv.asSlice(2), kv, KvDtype.F32),
+            assertThrows(NullPointerException.class, () -> cache.kernels().prefillAttention(batch, 0, params, null, out, lse));
+            assertThrows(NullPointerException.class, () -> cache.kernels().prefillAttention(batch, 0, null, q, out, lse));
+            assertThrows(IllegalArgumentException.class, () -> cache.kernels().writeKv(batch, 0, kv, kv.asSlice(8), KvDtype.F32));
+            assertThrows(IllegalArgumentException.class, () -> cache.kernels().writeKv(batch, 0, kv, kv, KvDtype.F16), "not the cache dtype");
+            assertThrows(IllegalArgumentException.class, () -> cache.kernels().writeKv(batch, 5, kv, kv, KvDtype.F32));
+            assertThrows(IllegalArgumentException.class, () -> cache.kernels().writeKv(batch, 0, kv.asSlice(2), kv, KvDtype.F32),
                     "misaligned");
             try (Sequence foreign = other.createSequence(new int[] {1}); Batch foreignBatch = other.batch(foreign)) {
-                assertThrows(IllegalArgumentException.class, () -> cache.writeKv(foreignBatch, 0, kv, kv, KvDtype.F32));
+                assertThrows(IllegalArgumentException.class, () -> cache.kernels().writeKv(foreignBatch, 0, kv, kv, KvDtype.F32));
                 assertThrows(IllegalArgumentException.class, () -> cache.batch(foreign));
             }
             for (long i = 0; i < out.byteSize(); i++) assertEquals((byte) 0x7f, out.get(ValueLayout.JAVA_BYTE, i));
             for (long i = 0; i < lse.byteSize(); i++) assertEquals((byte) 0x7f, lse.get(ValueLayout.JAVA_BYTE, i));
             // The same arguments with the right sizes run.
-            cache.writeKv(batch, 0, kv, kv, KvDtype.F32);
-            cache.prefillAttention(batch, 0, params, q, out, null);
+            cache.kernels().writeKv(batch, 0, kv, kv, KvDtype.F32);
+            cache.kernels().prefillAttention(batch, 0, params, q, out, null);
             batch.close();
             seq.close();
         }
@@ -206,9 +206,9 @@ class KernelTest {
         float[] k = gaussian(random, n);
         float[] v = gaussian(random, n);
         if (random.nextBoolean()) {
-            cache.writeKv(batch, layer, MemorySegment.ofArray(k), MemorySegment.ofArray(v), KvDtype.F32);
+            cache.kernels().writeKv(batch, layer, MemorySegment.ofArray(k), MemorySegment.ofArray(v), KvDtype.F32);
         } else {
-            cache.writeKv(batch, layer, arena.allocateFrom(ValueLayout.JAVA_FLOAT, k),
+            cache.kernels().writeKv(batch, layer, arena.allocateFrom(ValueLayout.JAVA_FLOAT, k),
                     arena.allocateFrom(ValueLayout.JAVA_FLOAT, v), KvDtype.F32);
         }
         return new float[][] {k, v};
@@ -247,44 +247,44 @@ class KernelTest {
         float[] q = gaussian(random, rows * hq * d);
         float[][] reference = reference(cache, batch, params, q);
 
-        MemorySegment qDev = cache.allocateDevice((long) q.length * 4);
-        MemorySegment outDev = cache.allocateDevice((long) q.length * 4);
-        MemorySegment lseDev = cache.allocateDevice((long) rows * hq * 4);
-        cache.copyToDevice(MemorySegment.ofArray(q), qDev, (long) q.length * 4);
-        if (decode) cache.decodeAttention(batch, LAYER, params, qDev, outDev, lseDev);
-        else cache.prefillAttention(batch, LAYER, params, qDev, outDev, lseDev);
+        DeviceMemory qDev = cache.allocateDevice((long) q.length * 4);
+        DeviceMemory outDev = cache.allocateDevice((long) q.length * 4);
+        DeviceMemory lseDev = cache.allocateDevice((long) rows * hq * 4);
+        qDev.copyFromHost(MemorySegment.ofArray(q), (long) q.length * 4);
+        if (decode) cache.kernels().decodeAttention(batch, LAYER, params, qDev.segment(), outDev.segment(), lseDev.segment());
+        else cache.kernels().prefillAttention(batch, LAYER, params, qDev.segment(), outDev.segment(), lseDev.segment());
         float[] out = new float[q.length];
         float[] lse = new float[rows * hq];
-        cache.copyToHost(outDev, MemorySegment.ofArray(out), outDev.byteSize());
-        cache.copyToHost(lseDev, MemorySegment.ofArray(lse), lseDev.byteSize());
+        outDev.copyToHost(MemorySegment.ofArray(out), outDev.byteSize());
+        lseDev.copyToHost(MemorySegment.ofArray(lse), lseDev.byteSize());
         assertClose(reference[0], out, tol, "out");
         assertClose(reference[1], lse, tol, "lse");
 
         float[] heapOut = new float[q.length];
         float[] heapLse = new float[rows * hq];
         if (decode)
-            cache.decodeAttention(batch, LAYER, params, MemorySegment.ofArray(q), MemorySegment.ofArray(heapOut),
+            cache.kernels().decodeAttention(batch, LAYER, params, MemorySegment.ofArray(q), MemorySegment.ofArray(heapOut),
                     MemorySegment.ofArray(heapLse));
         else
-            cache.prefillAttention(batch, LAYER, params, MemorySegment.ofArray(q), MemorySegment.ofArray(heapOut),
+            cache.kernels().prefillAttention(batch, LAYER, params, MemorySegment.ofArray(q), MemorySegment.ofArray(heapOut),
                     MemorySegment.ofArray(heapLse));
         assertClose(out, heapOut, 1e-6, "heap out");
         assertClose(lse, heapLse, 1e-6, "heap lse");
 
         float[] cascadeOut = new float[q.length];
         float[] cascadeLse = new float[rows * hq];
-        cache.cascadeAttention(batch, LAYER, params, MemorySegment.ofArray(q), MemorySegment.ofArray(cascadeOut),
+        cache.kernels().cascadeAttention(batch, LAYER, params, MemorySegment.ofArray(q), MemorySegment.ofArray(cascadeOut),
                 MemorySegment.ofArray(cascadeLse));
         assertClose(reference[0], cascadeOut, tol, "cascade out");
         assertClose(reference[1], cascadeLse, tol, "cascade lse");
 
         float[] noLse = new float[q.length];
-        cache.cascadeAttention(batch, LAYER, params, MemorySegment.ofArray(q), MemorySegment.ofArray(noLse), null);
+        cache.kernels().cascadeAttention(batch, LAYER, params, MemorySegment.ofArray(q), MemorySegment.ofArray(noLse), null);
         assertClose(cascadeOut, noLse, 1e-6, "without lse");
 
-        cache.freeDevice(qDev);
-        cache.freeDevice(outDev);
-        cache.freeDevice(lseDev);
+        qDev.close();
+        outDev.close();
+        lseDev.close();
         return out;
     }
 

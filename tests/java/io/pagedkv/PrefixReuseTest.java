@@ -361,6 +361,37 @@ class PrefixReuseTest {
         }
     }
 
+    /**
+     * (d) A partial hit whose donor page is the only evictable one: the run is copied into the free
+     * page, and the donor itself can then be evicted for the prompt's second page. Counting the
+     * donor as unavailable would report out of pages with enough pages in the pool.
+     */
+    @Test
+    void partialDonorIsNoReasonToRunOutOfPages() {
+        Random random = new Random(77);
+        try (PagedKvCache cache = cache(4, 2)) {
+            int[] donor = randomTokens(random, 3, 1000);
+            try (Sequence seq = cache.createSequence(donor)) {
+                computeAll(seq, ""); // one partly filled page, which becomes a cached donor on release
+            }
+            CacheStats before = cache.stats();
+            assertEquals(1, before.pagesFree(), before.toString());
+            assertEquals(1, before.pagesCached(), before.toString());
+            int[] prompt = concat(Arrays.copyOf(donor, 2), new int[] {donor[2] + 1}, randomTokens(random, 3, 1000));
+            try (Sequence seq = cache.createSequence(prompt)) { // two pages: a partial match of 2 with the donor
+                assertTrue(seq.numCached() == 2 || seq.numCached() == 0, "reused " + seq.numCached());
+                assertEquals(2, seq.blockTable().length);
+                verify(seq, "");
+                computeAll(seq, "");
+                verify(seq, "");
+                CacheStats during = cache.stats();
+                assertEquals(2, during.pagesInUse(), during.toString());
+                assertConsistent(during);
+            }
+            assertConsistent(cache.stats());
+        }
+    }
+
     /** A snapshot of a segment's bytes, to compare after a write. */
     record MemorySegmentSnapshot(byte[] bytes) {
         static MemorySegmentSnapshot of(java.lang.foreign.MemorySegment segment) {

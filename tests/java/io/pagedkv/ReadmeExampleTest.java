@@ -17,6 +17,7 @@ class ReadmeExampleTest {
                 .layers(2).kvHeads(2).headDim(64).pageSize(16).pages(1024)
                 .kvDtype(KvDtype.BF16).build();
              Arena arena = Arena.ofConfined()) {
+            Kernels kernels = cache.kernels();
             for (int request = 0; request < 2; request++) {
                 try (Sequence seq = cache.createSequence(prompt, "tenant-a")) {
                     cached[request] = seq.numCached();
@@ -25,8 +26,8 @@ class ReadmeExampleTest {
                         MemorySegment k = arena.allocate(t * 2 * 64 * 4), v = arena.allocate(t * 2 * 64 * 4);
                         MemorySegment q = arena.allocate(t * 8 * 64 * 4), out = arena.allocate(t * 8 * 64 * 4);
                         for (int layer = 0; layer < 2; layer++) {
-                            cache.writeKv(batch, layer, k, v, KvDtype.F32);
-                            cache.prefillAttention(batch, layer, AttentionParams.of(8), q, out, null);
+                            kernels.writeKv(batch, layer, k, v, KvDtype.F32);
+                            kernels.prefillAttention(batch, layer, AttentionParams.of(8), q, out, null);
                         }
                         batch.commit();
                     }

@@ -2,6 +2,8 @@ package io.pagedkv.bench;
 
 import io.pagedkv.AttentionParams;
 import io.pagedkv.Batch;
+import io.pagedkv.DeviceMemory;
+import io.pagedkv.Kernels;
 import io.pagedkv.KvDtype;
 import io.pagedkv.PagedKvCache;
 import io.pagedkv.Sequence;
@@ -51,9 +53,12 @@ public class AttentionBenchmark {
     int batchSize;
 
     PagedKvCache cache;
+    Kernels kernels;
     Arena arena;
     Batch batch;
     AttentionParams params = AttentionParams.of(QO_HEADS);
+    DeviceMemory qBuffer;
+    DeviceMemory outBuffer;
     MemorySegment q;
     MemorySegment out;
     MemorySegment copySource;
@@ -65,6 +70,7 @@ public class AttentionBenchmark {
         int pagesPerSequence = context / PAGE_SIZE + 2;
         cache = PagedKvCache.builder().layers(1).kvHeads(KV_HEADS).headDim(HEAD_DIM).pageSize(PAGE_SIZE)
                 .pages(batchSize * pagesPerSequence + 8).kvDtype(KvDtype.BF16).build();
+        kernels = cache.kernels();
         arena = Arena.ofShared();
         Random random = new Random(context * 31L + batchSize);
         MemorySegment kv = arena.allocate((long) context * KV_HEADS * HEAD_DIM * 4, 64);
@@ -75,20 +81,22 @@ public class AttentionBenchmark {
             for (int i = 0; i < context; i++) prompt[i] = random.nextInt(32_000);
             Sequence seq = cache.createSequence(prompt);
             try (Batch prefill = cache.batch(seq)) {
-                cache.writeKv(prefill, 0, kv, kv, KvDtype.F32);
+                kernels.writeKv(prefill, 0, kv, kv, KvDtype.F32);
                 prefill.commit();
             }
             seq.append(random.nextInt(32_000));
             sequences.add(seq);
         }
         batch = cache.batch(sequences);
-        cache.writeKv(batch, 0, kv, kv, KvDtype.F32);
+        kernels.writeKv(batch, 0, kv, kv, KvDtype.F32);
         long qBytes = (long) batchSize * QO_HEADS * HEAD_DIM * 4;
-        q = cache.allocateDevice(qBytes);
-        out = cache.allocateDevice(qBytes);
+        qBuffer = cache.allocateDevice(qBytes);
+        outBuffer = cache.allocateDevice(qBytes);
+        q = qBuffer.segment();
+        out = outBuffer.segment();
         float[] hostQ = new float[(int) (qBytes / 4)];
         for (int i = 0; i < hostQ.length; i++) hostQ[i] = (float) random.nextGaussian();
-        cache.copyToDevice(MemorySegment.ofArray(hostQ), q, qBytes);
+        qBuffer.copyFromHost(MemorySegment.ofArray(hostQ), qBytes);
         kvBytes = (long) batchSize * (context + 1) * KV_HEADS * HEAD_DIM * 2 * KvDtype.BF16.bytes();
         copySource = arena.allocate(kvBytes, 64);
         copyTarget = arena.allocate(kvBytes, 64);
@@ -102,8 +110,8 @@ public class AttentionBenchmark {
 
     @Benchmark
     public void decode() {
-        cache.decodeAttention(batch, 0, params, q, out, null);
-        cache.synchronize();
+        kernels.decodeAttention(batch, 0, params, q, out, null);
+        kernels.synchronize();
     }
 
     @Benchmark

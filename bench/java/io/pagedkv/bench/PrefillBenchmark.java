@@ -2,6 +2,7 @@ package io.pagedkv.bench;
 
 import io.pagedkv.AttentionParams;
 import io.pagedkv.Batch;
+import io.pagedkv.Kernels;
 import io.pagedkv.KvDtype;
 import io.pagedkv.PagedKvCache;
 import io.pagedkv.Sequence;
@@ -49,6 +50,7 @@ public class PrefillBenchmark {
     int newTokens;
 
     PagedKvCache cache;
+    Kernels kernels;
     Arena arena;
     Sequence sequence;
     Batch batch;
@@ -61,6 +63,7 @@ public class PrefillBenchmark {
         int total = cachedTokens + newTokens;
         cache = PagedKvCache.builder().layers(1).kvHeads(KV_HEADS).headDim(HEAD_DIM).pageSize(PAGE_SIZE)
                 .pages(2 * (total / PAGE_SIZE + 2)).kvDtype(KvDtype.BF16).build();
+        kernels = cache.kernels();
         arena = Arena.ofShared();
         Random random = new Random(total);
         int[] prompt = new int[total];
@@ -70,7 +73,7 @@ public class PrefillBenchmark {
             try (Sequence prefix = cache.createSequence(java.util.Arrays.copyOf(prompt, cachedTokens));
                  Batch prefill = cache.batch(prefix)) {
                 MemorySegment kv = randomFloats(random, prefill.numQoTokens() * KV_HEADS * HEAD_DIM);
-                cache.writeKv(prefill, 0, kv, kv, KvDtype.F32);
+                kernels.writeKv(prefill, 0, kv, kv, KvDtype.F32);
                 prefill.commit();
             }
         }
@@ -79,7 +82,7 @@ public class PrefillBenchmark {
             throw new IllegalStateException("expected " + cachedTokens + " cached, got " + sequence.numCached());
         batch = cache.batch(sequence);
         MemorySegment kv = randomFloats(random, batch.numQoTokens() * KV_HEADS * HEAD_DIM);
-        cache.writeKv(batch, 0, kv, kv, KvDtype.F32);
+        kernels.writeKv(batch, 0, kv, kv, KvDtype.F32);
         q = randomFloats(random, batch.numQoTokens() * QO_HEADS * HEAD_DIM);
         out = arena.allocate(q.byteSize(), 64);
     }
@@ -104,6 +107,6 @@ public class PrefillBenchmark {
 
     @Benchmark
     public void prefill() {
-        cache.prefillAttention(batch, 0, params, q, out, null);
+        kernels.prefillAttention(batch, 0, params, q, out, null);
     }
 }

@@ -1,0 +1,121 @@
+package io.pagedkv;
+
+import static io.pagedkv.internal.ffi.PagedKvNative.*;
+
+import io.pagedkv.internal.ffi.pagedkv_cache_config;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Objects;
+
+/**
+ * Configures and creates a {@link PagedKvCache}; get one from {@link PagedKvCache#builder()}.
+ * Defaults: page size 16, F16 keys and values, the CPU, any token id &gt;= 0 (vocabulary 0), prefix
+ * reuse on. The numbers are checked once, by the library, when {@link #build()} runs, so the rules
+ * below have one source of truth (pagedkv.h).
+ *
+ * <p>Not thread-safe: configure a builder on one thread. It holds no native resource; one builder
+ * may build several caches.
+ */
+public final class CacheBuilder {
+    private int layers;
+    private int kvHeads;
+    private int headDim;
+    private int pageSize = 16;
+    private int pages;
+    private long byteBudget;
+    private KvDtype kvDtype = KvDtype.F16;
+    private Device device = Device.cpu();
+    private int vocabSize;
+    private boolean reuse = true;
+
+    CacheBuilder() {}
+
+    /** Layers per page, &gt;= 1. */
+    public CacheBuilder layers(int value) {
+        layers = value;
+        return this;
+    }
+
+    /** KV heads, &gt;= 1. */
+    public CacheBuilder kvHeads(int value) {
+        kvHeads = value;
+        return this;
+    }
+
+    /**
+     * Elements per head: a multiple of 8 in [8, 256], which every kernel serves (64 and 128 run the
+     * CUDA tensor-core path). Others are rejected by {@link #build()}.
+     */
+    public CacheBuilder headDim(int value) {
+        headDim = value;
+        return this;
+    }
+
+    /** Tokens per page, 1..4096. */
+    public CacheBuilder pageSize(int value) {
+        pageSize = value;
+        return this;
+    }
+
+    /** Capacity in pages; 0 derives it from {@link #byteBudget(long)}. */
+    public CacheBuilder pages(int value) {
+        pages = value;
+        return this;
+    }
+
+    /** Bytes for the pool when {@link #pages(int)} is 0: {@code floor(budget / pageBytes)} pages. */
+    public CacheBuilder byteBudget(long value) {
+        byteBudget = value;
+        return this;
+    }
+
+    /** Element type of the stored keys and values. */
+    public CacheBuilder kvDtype(KvDtype value) {
+        kvDtype = Objects.requireNonNull(value, "kvDtype");
+        return this;
+    }
+
+    /** Where the pool lives and the kernels run. */
+    public CacheBuilder device(Device value) {
+        device = Objects.requireNonNull(value, "device");
+        return this;
+    }
+
+    /** &gt; 0: token ids must lie in {@code [0, vocabSize)}; 0: any id &gt;= 0. */
+    public CacheBuilder vocabSize(int value) {
+        vocabSize = value;
+        return this;
+    }
+
+    /** false: never match prefixes (every prompt is computed from scratch). */
+    public CacheBuilder reuse(boolean value) {
+        reuse = value;
+        return this;
+    }
+
+    /**
+     * Creates the cache.
+     *
+     * @throws PagedKvException.InvalidArgument for a bad configuration (a head dim that is not a
+     *     multiple of 8 in [8, 256], no pages, ...)
+     * @throws PagedKvException.DeviceFailure when the device is absent or the pool cannot be allocated
+     */
+    public PagedKvCache build() {
+        try (Arena scratch = Arena.ofConfined()) {
+            MemorySegment c = pagedkv_cache_config.allocate(scratch);
+            pagedkv_cache_config.struct_size(c, (int) pagedkv_cache_config.sizeof());
+            pagedkv_cache_config.num_layers(c, layers);
+            pagedkv_cache_config.num_kv_heads(c, kvHeads);
+            pagedkv_cache_config.head_dim(c, headDim);
+            pagedkv_cache_config.page_size(c, pageSize);
+            pagedkv_cache_config.num_pages(c, pages);
+            pagedkv_cache_config.byte_budget(c, byteBudget);
+            pagedkv_cache_config.kv_dtype(c, kvDtype.code());
+            pagedkv_cache_config.device_type(c, device.type().code());
+            pagedkv_cache_config.device_index(c, device.index());
+            pagedkv_cache_config.vocab_size(c, vocabSize);
+            pagedkv_cache_config.flags(c, reuse ? 0 : PAGEDKV_CACHE_NO_REUSE());
+            return new PagedKvCache(c, device);
+        }
+    }
+}
