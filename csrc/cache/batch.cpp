@@ -83,6 +83,7 @@ Batch::Batch(const std::vector<const Sequence*>& sequences, int32_t page_size) {
     host_.num_qo_tokens = num_qo;
     host_.max_kv_len = max_kv;
     host_.max_qo_len = max_qo;
+    host_.plans = &plans_;
     device_arrays_ = host_;
 }
 

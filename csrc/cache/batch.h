@@ -9,6 +9,7 @@
 
 #include "device/device.h"
 #include "kernels/paged_layout.h"
+#include "kernels/plan_cache.h"
 #include "sequence/sequence.h"
 
 namespace pagedkv {
@@ -51,6 +52,7 @@ private:
             qo_indptr_offset_ = 0, kv_len_offset_ = 0;
     kernels::BatchArrays host_{};
     kernels::BatchArrays device_arrays_{};
+    kernels::PlanCache plans_;
     bool one_query_per_sequence_ = true;
     int32_t first_non_decode_member_ = -1;
 

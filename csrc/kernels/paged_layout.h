@@ -12,6 +12,8 @@
 
 namespace pagedkv::kernels {
 
+class PlanCache;
+
 // One layer of the pool, as a kernel sees it. Offsets are in elements of `kv_dtype`.
 struct PagedLayer {
     void* pool_base;        // start of page 0 (host or device memory)
@@ -44,6 +46,7 @@ struct BatchArrays {
     const int32_t* qo_indptr;         // num_seqs + 1
     const int64_t* slot_mapping;      // num_qo_tokens
     const int32_t* kv_len;            // num_seqs
+    PlanCache* plans = nullptr;       // host: where kernels keep their plans for this batch (may be null)
 };
 
 // Attention options after validation: sm_scale resolved, dtypes checked.

@@ -229,6 +229,44 @@ TEST(c_attention_matches_reference_and_cascade_matches_prefill) {
     }
 }
 
+// A batch keeps the plans its kernels make (one per operation and options), so the layers of a
+// step plan once: every layer and every option set must still get its own, right answer.
+TEST(c_plans_kept_by_a_batch_serve_every_layer_and_option_set) {
+    CacheHandle c(PAGEDKV_DTYPE_F32, kHeadDim, 128);
+    REQUIRE(c.handle != nullptr);
+    std::mt19937 rng(31);
+    std::vector<int64_t> seqs{c.sequence(1, 300), c.sequence(5000, 421)};
+    for (int64_t id : seqs) REQUIRE(pagedkv_sequence_commit(c.handle, id, 0) == PAGEDKV_OK);
+    {
+        BatchHandle b(c.handle, seqs);
+        write_random_kv(c, b, rng);
+        CHECK_EQ(pagedkv_batch_commit(c.handle, b.batch), PAGEDKV_OK);
+    }
+    for (int64_t id : seqs) {
+        const int32_t token = 7;
+        REQUIRE(pagedkv_sequence_append(c.handle, id, &token, 1) == PAGEDKV_OK);
+    }
+    BatchHandle b(c.handle, seqs);
+    write_random_kv(c, b, rng);
+    for (int32_t round = 0; round < 2; ++round)  // the second round runs on the kept plans
+        for (int32_t split : {0, 16, 64, -1})
+            for (int32_t layer = 0; layer < kLayers; ++layer) {
+                const Tensor q = random_q(rng, b.info().num_qo_tokens);
+                Result got = poisoned(b.info().num_qo_tokens * kQoHeads);
+                pagedkv_attention_params p = params();
+                p.kv_split_size = split;
+                CHECK_EQ(pagedkv_decode_attention(c.handle, b.batch, layer, &p, q.data(), got.out.data(),
+                                                  static_cast<float*>(got.lse.data())),
+                         PAGEDKV_OK);
+                CHECK(matches("decode split " + std::to_string(split), got, run_reference(c, b, q, layer)));
+                got = poisoned(b.info().num_qo_tokens * kQoHeads);
+                CHECK_EQ(pagedkv_prefill_attention(c.handle, b.batch, layer, &p, q.data(), got.out.data(),
+                                                   static_cast<float*>(got.lse.data())),
+                         PAGEDKV_OK);
+                CHECK(matches("prefill split " + std::to_string(split), got, run_reference(c, b, q, layer)));
+            }
+}
+
 // The arguments of one attention call, valid until a case changes one of them.
 struct AttentionCall {
     CAttention fn;

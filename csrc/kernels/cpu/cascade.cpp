@@ -14,6 +14,7 @@
 #include "kernels/cpu/query_rows.h"
 #include "kernels/cpu/split_kv.h"
 #include "kernels/kernels.h"
+#include "kernels/plan_cache.h"
 #include "pagedkv.h"
 
 namespace pagedkv::kernels::cpu {
@@ -50,27 +51,55 @@ bool decode_shaped(const BatchArrays& batch) {
     return true;
 }
 
-}  // namespace
+// How cascade runs one batch shape: computed once per step, run for every layer.
+struct CascadePlan {
+    enum class Mode { Decode, Prefill, Shared } mode = Mode::Shared;  // the first two: no shared prefix
+    int32_t threads = 1;
+    int32_t parts = 1;
+    std::vector<SharedTask> tasks;
+};
 
-void cascade_attention(const PagedLayer& layer, const BatchArrays& batch, const AttentionOptions& options,
-                       const void* q, void* out, float* lse) {
+constexpr int32_t kCascadePlan = 3;
+
+CascadePlan plan_cascade(const PagedLayer& layer, const BatchArrays& batch, const AttentionOptions& options,
+                         const AttentionShape& shape) {
+    CascadePlan plan;
     const int64_t shared_tokens = int64_t(batch.shared_prefix_pages) * layer.page_size;
     if (batch.num_seqs < 2 || shared_tokens == 0 || batch.num_qo_tokens == 0 ||
         !queries_follow_prefix(batch, shared_tokens)) {
-        if (decode_shaped(batch)) decode_attention(layer, batch, options, q, out, lse);
-        else prefill_attention(layer, batch, options, q, out, lse);
-        return;
+        plan.mode = decode_shaped(batch) ? CascadePlan::Mode::Decode : CascadePlan::Mode::Prefill;
+        return plan;
     }
-    const AttentionShape shape = attention_shape(layer, options);
-    const int32_t heads = shape.num_qo_heads, head_dim = shape.head_dim;
     const int64_t tokens = batch.num_qo_tokens;
-    const int32_t threads = threads_for_work(options.num_threads, shared_tokens * tokens * heads);
+    plan.threads = threads_for_work(options.num_threads, shared_tokens * tokens * shape.num_qo_heads);
     const int64_t task_tokens = std::max(1, kSharedTaskRows / shape.group);
     const int64_t row_chunks = (tokens + task_tokens - 1) / task_tokens;
     const int32_t prefix = int32_t(shared_tokens);
     const int64_t prefix_work = int64_t(prefix) * row_chunks * layer.num_kv_heads;  // positions over all tasks
-    const int32_t chunk = kv_chunk_tokens(options.kv_split_size, prefix_work, threads);
-    const int32_t parts = chunk_count(prefix, chunk);
+    const int32_t chunk = kv_chunk_tokens(options.kv_split_size, prefix_work, plan.threads);
+    plan.parts = chunk_count(prefix, chunk);
+    for (int32_t part = 0; part < plan.parts; ++part)
+        for (int32_t head = 0; head < layer.num_kv_heads; ++head)
+            for (int64_t first = 0; first < tokens; first += task_tokens) {
+                const int32_t begin = part * chunk, end = plan.parts == 1 ? prefix : std::min(prefix, begin + chunk);
+                plan.tasks.push_back({head, first, std::min(tokens, first + task_tokens), begin, end, part});
+            }
+    return plan;
+}
+
+}  // namespace
+
+void cascade_attention(const PagedLayer& layer, const BatchArrays& batch, const AttentionOptions& options,
+                       const void* q, void* out, float* lse) {
+    const AttentionShape shape = attention_shape(layer, options);
+    const PlanCache::Key key{kCascadePlan, options.num_qo_heads, options.num_threads, options.kv_split_size, 0};
+    const auto plan = planned<CascadePlan>(batch.plans, key, [&] { return plan_cascade(layer, batch, options, shape); });
+    if (plan->mode == CascadePlan::Mode::Decode) return decode_attention(layer, batch, options, q, out, lse);
+    if (plan->mode == CascadePlan::Mode::Prefill) return prefill_attention(layer, batch, options, q, out, lse);
+
+    const int32_t heads = shape.num_qo_heads, head_dim = shape.head_dim, parts = plan->parts, threads = plan->threads;
+    const int64_t tokens = batch.num_qo_tokens;
+    const int32_t prefix = batch.shared_prefix_pages * layer.page_size;
 
     // The prefix's states, [part][token][qo head]. With one part and an f32 output, the output
     // itself holds them until the own parts are merged in.
@@ -83,17 +112,10 @@ void cascade_attention(const PagedLayer& layer, const BatchArrays& batch, const 
         return StateBuffer{value, lses.data() + part * rows};
     };
 
-    std::vector<SharedTask> tasks;
-    for (int32_t part = 0; part < parts; ++part)
-        for (int32_t head = 0; head < layer.num_kv_heads; ++head)
-            for (int64_t first = 0; first < tokens; first += task_tokens) {
-                const int32_t begin = part * chunk, end = parts == 1 ? prefix : std::min(prefix, begin + chunk);
-                tasks.push_back({head, first, std::min(tokens, first + task_tokens), begin, end, part});
-            }
     const AttendFn attend_fn = attend_function(active_isa());
     const int32_t* prefix_pages = batch.kv_page_indices + batch.kv_indptr[0];  // the same in every sequence
-    parallel_for(int64_t(tasks.size()), threads, [&](int64_t index) {
-        const SharedTask& task = tasks[size_t(index)];
+    parallel_for(int64_t(plan->tasks.size()), threads, [&](int64_t index) {
+        const SharedTask& task = plan->tasks[size_t(index)];
         RowSet& task_rows = RowSet::for_this_thread();
         task_rows.gather(shape, q, options.q_dtype, task.kv_head, task.first, task.last, prefix - 1, prefix - 1);
         task_rows.attend(attend_fn, layer, KvRange{prefix_pages, task.kv_head, task.begin, task.end});
