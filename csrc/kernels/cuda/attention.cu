@@ -97,9 +97,30 @@ TileKernel select_tile_kernel(int32_t kv_dtype, int32_t head_dim, int32_t warps_
     return selected;
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+void require_aligned(const void* pointer, int64_t alignment, const char* name, const char* access) {
+    const uint64_t address = uint64_t(reinterpret_cast<uintptr_t>(pointer));
+    const uint64_t past = address % uint64_t(alignment);
+    PAGEDKV_REQUIRE(past == 0, PAGEDKV_ERR_INVALID_ARGUMENT, "CUDA attention needs ", name, " aligned to ", alignment,
+                    " bytes (", access, "); ", name, " = ", pointer, " is ", past, " bytes past such a boundary");
+}
 
 }  // namespace
+
+void check_attention_pointers(const PagedLayer& cache, const AttentionOptions& options, const void* q,
+                              const void* out, const float* lse) {
+    if (uses_tensor_cores(cache)) {
+        // The tile kernel reads q 8 elements at a time; it, the split-KV merge and cascade write
+        // out 4 elements at a time (16 bytes of f32, 8 of f16 / bf16), whichever the plan runs.
+        require_aligned(q, 16, "q", "it is read in 16-byte vectors");
+        const int32_t out_bytes = element_bytes(options.out_dtype);
+        require_aligned(out, 4 * out_bytes, "out",
+                        out_bytes == 4 ? "it is written in 16-byte vectors" : "it is written in 8-byte vectors");
+    } else {
+        require_aligned(q, element_bytes(options.q_dtype), "q", "it is read element by element");
+        require_aligned(out, element_bytes(options.out_dtype), "out", "it is written element by element");
+    }
+    if (lse != nullptr) require_aligned(lse, 4, "lse", "float32");
+}
 
 AttentionWork make_attention_work(const PagedLayer& cache, const BatchArrays& batch, const AttentionOptions& options,
                                   const void* q, void* out, float* lse) {
@@ -158,10 +179,14 @@ TilePlan plan_tiles(const AttentionWork& work, int64_t max_rows, int32_t row_set
     if (kv_split_size > 0) {
         chunk = kv_split_size;
     } else if (kv_split_size == 0) {
-        // Enough blocks for two full waves, so that memory-bound decode keeps every SM streaming.
-        const int64_t target = 2 * int64_t(device_info(device).sm_count) * per_sm;
-        if (base_blocks < target) {
-            int64_t splits = std::min(ceil_div(target, base_blocks), ceil_div(extent, kMinAutoChunk));
+        // Split only when the unsplit blocks (row sets x KV heads x row tiles) leave resident-block
+        // slots of the chip empty; then cut the KV until there are blocks for two full waves, so
+        // that memory-bound decode keeps every SM streaming. A batch that fills the chip by itself
+        // runs unsplit: no partial states, no merge.
+        const int64_t wave = int64_t(device_info(device).sm_count) * per_sm;
+        if (base_blocks < wave) {
+            const int64_t target = 2 * wave;
+            int64_t splits = std::min(ceil_div(target, std::max<int64_t>(base_blocks, 1)), ceil_div(extent, kMinAutoChunk));
             if (splits > 1) chunk = ceil_div(ceil_div(extent, splits), kTileKv) * kTileKv;
         }
     }
@@ -180,8 +205,6 @@ void launch_tiles(AttentionWork work, const TilePlan& plan, cudaStream_t stream)
     work.kv_chunk = plan.kv_chunk;
     work.num_chunks = plan.num_chunks;
     work.num_q_tiles = plan.num_q_tiles;
-    PAGEDKV_REQUIRE(aligned16(work.q) && (work.partial_v != nullptr || aligned16(work.out)),
-                    PAGEDKV_ERR_INVALID_ARGUMENT, "CUDA attention needs 16-byte aligned q and out");
     TileKernel kernel = select_tile_kernel(work.kv_dtype, work.head_dim, plan.warps_m);
     void* args[] = {&work};
     PAGEDKV_CUDA_CHECK(cudaLaunchKernel(kernel.function, dim3(unsigned(plan.blocks)), dim3(kTileThreads), args,
@@ -201,6 +224,7 @@ void launch_generic(const AttentionWork& work, cudaStream_t stream) {
 
 void run_paged_attention(const PagedLayer& cache, const BatchArrays& batch, const AttentionOptions& options,
                          const void* q, void* out, float* lse) {
+    check_attention_pointers(cache, options, q, out, lse);
     if (batch.num_seqs == 0 || batch.num_qo_tokens == 0) return;
     DeviceGuard guard(cache.pool_base);
     cudaStream_t stream = as_stream(options.cuda_stream);

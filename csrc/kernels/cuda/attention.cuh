@@ -80,6 +80,14 @@ AttentionWork make_attention_work(const PagedLayer& cache, const BatchArrays& ba
 // True when the tensor-core kernel serves this cache (f16/bf16 KV, head dim 64 or 128).
 bool uses_tensor_cores(const PagedLayer& cache);
 
+// Fails with INVALID_ARGUMENT, before anything is queued, when q, out or lse is not aligned for the
+// widest access any plan of this cache may make to it (tensor-core path: q 16 bytes, out 4
+// elements; generic path: one element; lse 4 bytes). Every attention entry point calls it first,
+// so a misaligned tensor is an error whatever the planner picks, never a kernel fault that would
+// take the CUDA context down.
+void check_attention_pointers(const PagedLayer& cache, const AttentionOptions& options, const void* q,
+                              const void* out, const float* lse);
+
 // Plans a pass of `row_sets` row sets of at most `max_rows` rows over at most `max_kv` KV
 // positions each. kv_split_size: 0 = auto (split until the chip is full), -1 = never, >0 = chunk.
 TilePlan plan_tiles(const AttentionWork& work, int64_t max_rows, int32_t row_sets, int64_t max_kv,

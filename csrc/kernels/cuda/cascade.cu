@@ -15,6 +15,7 @@ namespace pagedkv::kernels::cuda {
 
 void cascade_attention(const PagedLayer& cache, const BatchArrays& batch, const AttentionOptions& options,
                        const void* q, void* out, float* lse) {
+    check_attention_pointers(cache, options, q, out, lse);
     if (batch.num_seqs == 0 || batch.num_qo_tokens == 0) return;
     if (batch.shared_prefix_pages <= 0 || !uses_tensor_cores(cache)) {
         // Nothing shared (or the generic kernel, which has no passes): the plain computation.
@@ -41,6 +42,12 @@ void cascade_attention(const PagedLayer& cache, const BatchArrays& batch, const 
     if (suffix_extent > 0) {
         suffix_plan = plan_tiles(suffix, batch.max_qo_len * suffix.group_size, batch.num_seqs, suffix_extent,
                                  options.kv_split_size, guard.device());
+    }
+
+    if (suffix_plan.num_chunks == 0 && prefix_plan.num_chunks == 1) {
+        // Every sequence is the shared prefix and it is not split: one pass writes the output.
+        launch_tiles(prefix, prefix_plan, stream);
+        return;
     }
 
     const int64_t rows = batch.num_qo_tokens * options.num_qo_heads;

@@ -209,6 +209,7 @@ public:
     static constexpr int64_t kAlignment = 256;
 
     MetadataRing(int32_t device, SyncEpochs& epochs) : device_(device), epochs_(epochs) {
+        buffers_.reserve(16);
         regions_.reserve(64);
         intervals_.reserve(64);
         spare_events_.reserve(64);
@@ -296,7 +297,7 @@ public:
         }
         if (cudaEventRecord(event, stream) != cudaSuccess) {
             cudaGetLastError();
-            spare_events_.push_back(event);
+            cudaEventDestroy(event);
             return;
         }
         region->event = event;

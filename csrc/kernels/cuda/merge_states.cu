@@ -106,6 +106,11 @@ void merge_partial_states(const float* partial_v, const float* partial_lse, int3
 
 void merge_states(const float* a, const float* lse_a, const float* b, const float* lse_b, int64_t n,
                   int32_t num_heads, int32_t head_dim, float* out, float* out_lse, void* stream) {
+    for (const void* pointer : {static_cast<const void*>(a), static_cast<const void*>(lse_a),
+                                static_cast<const void*>(b), static_cast<const void*>(lse_b),
+                                static_cast<const void*>(out), static_cast<const void*>(out_lse)})
+        PAGEDKV_REQUIRE(reinterpret_cast<uintptr_t>(pointer) % 4 == 0, PAGEDKV_ERR_INVALID_ARGUMENT,
+                        "CUDA merge_states needs float32 tensors aligned to 4 bytes; ", pointer, " is not");
     const int64_t rows = n * num_heads;
     if (rows <= 0 || head_dim <= 0) return;
     DeviceGuard guard(out);

@@ -121,8 +121,9 @@ StreamScratch::StreamScratch(size_t bytes, cudaStream_t stream, int device) : st
         cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
         PAGEDKV_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
         PAGEDKV_REQUIRE(capture == cudaStreamCaptureStatusNone, PAGEDKV_ERR_UNSUPPORTED, "CUDA device ", device,
-                        " has no stream-ordered memory pools, so split-KV / cascade attention cannot be captured "
-                        "into a CUDA graph (its scratch needs cudaMalloc); set kv_split_size = -1 for captured calls");
+                        " has no stream-ordered memory pools, so attention that keeps partial states (split KV, "
+                        "cascade) cannot be captured into a CUDA graph; capture decode / prefill with "
+                        "kv_split_size = -1");
         pooled_ = false;
         PAGEDKV_CUDA_CHECK(cudaMalloc(&ptr_, bytes));
     }

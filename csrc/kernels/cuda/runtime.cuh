@@ -48,8 +48,8 @@ int prepare_kernel(const void* kernel, int threads, size_t dynamic_smem, int dev
 // without a host synchronization. The pool keeps its memory between calls, so a steady state asks
 // the driver for nothing; inside a CUDA graph capture the pair becomes the graph's own allocation
 // and free nodes. Devices without memory pools fall back to cudaMalloc + synchronize + cudaFree,
-// which a capture cannot hold: there a split-KV call fails with UNSUPPORTED (kv_split_size = -1
-// avoids the scratch).
+// which a capture cannot hold: there a captured call that needs scratch (split KV, cascade) fails
+// with UNSUPPORTED before queuing anything.
 class StreamScratch {
 public:
     StreamScratch(size_t bytes, cudaStream_t stream, int device);

@@ -84,6 +84,11 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 
 void write_kv(const PagedLayer& cache, const BatchArrays& batch, const void* k, const void* v, int32_t src_dtype,
               void* stream) {
+    const int32_t src_bytes = element_bytes(src_dtype);
+    PAGEDKV_REQUIRE(reinterpret_cast<uintptr_t>(k) % uintptr_t(src_bytes) == 0 &&
+                        reinterpret_cast<uintptr_t>(v) % uintptr_t(src_bytes) == 0,
+                    PAGEDKV_ERR_INVALID_ARGUMENT, "CUDA write_kv needs k and v aligned to their element size (",
+                    src_bytes, " bytes); k = ", k, ", v = ", v);
     if (batch.num_qo_tokens == 0) return;
     DeviceGuard guard(cache.pool_base);
     WriteKvArgs a{cache.pool_base, cache.page_stride, cache.slab_stride, cache.layer,     cache.page_size,
