@@ -164,7 +164,13 @@ typedef struct pagedkv_cache pagedkv_cache;
  */
 PAGEDKV_API int32_t pagedkv_cache_create(const pagedkv_cache_config* config, pagedkv_cache** out_cache);
 
-/** Destroys a cache, its sequences, batches and pool. Null is accepted and ignored. */
+/**
+ * Destroys a cache, its sequences, batches and pool. Null is accepted and ignored; a second destroy
+ * of the same handle is INVALID_ARGUMENT. Calls that other threads are making on the cache at that
+ * moment finish normally (kernel calls with its batches are waited for); calls that start later
+ * fail with INVALID_ARGUMENT; the memory goes when the last of them returns. Its batches then
+ * accept only pagedkv_batch_destroy.
+ */
 PAGEDKV_API int32_t pagedkv_cache_destroy(pagedkv_cache* cache);
 
 /** Physical layout of the pool (see the top of this header). */
@@ -333,7 +339,8 @@ PAGEDKV_API int32_t pagedkv_batch_create(pagedkv_cache* cache, const int64_t* se
  * stream): the arrays go through pinned staging memory into a device ring the cache allocated
  * once, with cudaMemcpyAsync on that stream, so building a batch neither allocates nor waits for
  * the GPU, and kernels queued on the same stream see the arrays. Run the batch's kernels on that
- * stream (or order other streams after it). On a CPU cache the stream is ignored.
+ * stream (or order other streams after it), and keep the stream alive until the batch is
+ * destroyed (destroying it records an event there). On a CPU cache the stream is ignored.
  */
 PAGEDKV_API int32_t pagedkv_batch_create_on_stream(pagedkv_cache* cache, const int64_t* seq_ids, int32_t num_seqs,
                                                    void* cuda_stream, pagedkv_batch** out_batch);
@@ -388,7 +395,7 @@ PAGEDKV_API int32_t pagedkv_batch_commit(pagedkv_cache* cache, const pagedkv_bat
 typedef struct pagedkv_attention_params {
     uint32_t struct_size;
     int32_t num_qo_heads;     /* multiple of num_kv_heads (GQA; equal = MHA; Hkv = 1 = MQA) */
-    float sm_scale;           /* softmax scale, finite and > 0; 0 means 1/sqrt(head_dim) */
+    float sm_scale;           /* softmax scale, finite and >= 0, where 0 means 1/sqrt(head_dim) */
     int32_t q_dtype;          /* dtype of q (F32 always; F16/BF16 where supported) */
     int32_t out_dtype;        /* dtype of out (F32 always; F16/BF16 where supported) */
     int32_t num_threads;      /* CPU: worker threads, 0 = all cores */
@@ -459,7 +466,10 @@ enum pagedkv_copy_kind {
 /** Allocates `bytes` on the cache's device (host memory for a CPU cache), 256-byte aligned. */
 PAGEDKV_API int32_t pagedkv_device_alloc(pagedkv_cache* cache, int64_t bytes, void** out_ptr);
 
-/** Frees memory from pagedkv_device_alloc. Null is accepted. */
+/**
+ * Frees memory from pagedkv_device_alloc. Null is accepted. On CUDA it does not wait for kernels
+ * still queued that use the memory: synchronize their stream first.
+ */
 PAGEDKV_API int32_t pagedkv_device_free(pagedkv_cache* cache, void* ptr);
 
 /** Copies bytes between host and the cache's device; synchronous. */

@@ -31,7 +31,8 @@ void Cache::shutdown() {
         return std::none_of(batches_.begin(), batches_.end(), [](const Batch* b) { return b->running_ > 0; });
     });
     for (Batch* batch : batches_) {
-        device_->release_metadata(batch->metadata_, batch->stream_);
+        // Not on the batch's stream: the caller may have destroyed it already.
+        device_->release_metadata(batch->metadata_, nullptr);
         batch->owner_ = nullptr;
         batch->stale_change_ = "destroyed with its cache";
     }

@@ -47,6 +47,7 @@ const char* pagedkv_status_string(int32_t status) {
         case PAGEDKV_ERR_NO_DEVICE: return "no CUDA device";
         case PAGEDKV_ERR_CUDA: return "CUDA error";
         case PAGEDKV_ERR_INTERNAL: return "internal error";
+        case PAGEDKV_ERR_STALE_BATCH: return "stale batch";
         default: return "unknown status";
     }
 }

@@ -112,6 +112,7 @@ PageManager::PromptPages PageManager::reserve_prompt(int32_t root, const int32_t
     table.assign(matched_.begin(), matched_.end());
     if (adopt) {
         trie_.unlink(partial.donor);  // ref 0 and a leaf: no longer cached, now ours
+        ++evictions_;                 // it left the index, as if evicted
         pool_.hold(partial.donor);
         table.push_back(partial.donor);
         --fresh;

@@ -264,8 +264,10 @@ TEST(cascade_matches_prefill_and_reference) {
     std::mt19937 rng(3);
     int32_t variant = 0;
     for (int32_t dtype : kDtypes)
-        for (auto [hq, hkv] : kHeads)
+        for (auto heads : kHeads)
             for (bool decode_shaped : {true, false}) {
+                // Plain variables, not structured bindings: clang before 16 cannot capture those.
+                const auto hq = heads.first, hkv = heads.second;
                 ++variant;
                 if (quick() && variant % 3 != 0) continue;
                 Case c;
@@ -366,7 +368,9 @@ TEST(attention_sequence_without_queries) {
 
 TEST(merge_states_matches_reference) {
     std::mt19937 rng(4);
-    for (auto [n, heads, head_dim] : {std::tuple{1, 1, 8}, std::tuple{7, 4, 64}, std::tuple{300, 8, 128}}) {
+    for (auto shape : {std::tuple{1, 1, 8}, std::tuple{7, 4, 64}, std::tuple{300, 8, 128}}) {
+        const auto [n_, heads_, head_dim_] = shape;
+        const int32_t n = n_, heads = heads_, head_dim = head_dim_;  // capturable by clang 14
         const int64_t rows = int64_t(n) * heads, values = rows * head_dim;
         Tensor a(PAGEDKV_DTYPE_F32, values), b(PAGEDKV_DTYPE_F32, values), lse_a(PAGEDKV_DTYPE_F32, rows),
             lse_b(PAGEDKV_DTYPE_F32, rows);
