@@ -478,6 +478,210 @@ PAGEDKV_API int32_t pagedkv_memcpy(pagedkv_cache* cache, void* dst, const void* 
 /** Waits for all work the library queued on the cache's device. */
 PAGEDKV_API int32_t pagedkv_synchronize(pagedkv_cache* cache);
 
+/* ---------------------------------------------------------------------------------------------
+ * Prefix-match queries: what a new sequence would reuse, without creating anything
+ * ------------------------------------------------------------------------------------------- */
+
+/**
+ * Where cached positions live. A cache's own pool is one tier: GPU for a CUDA cache, CPU for a
+ * host cache. DISK and REMOTE name lower tiers (not produced by this version); the numbering is
+ * stable, so arrays indexed by medium keep their meaning when tiers are added.
+ */
+enum pagedkv_medium {
+    PAGEDKV_MEDIUM_GPU = 0,
+    PAGEDKV_MEDIUM_CPU = 1,
+    PAGEDKV_MEDIUM_DISK = 2,
+    PAGEDKV_MEDIUM_REMOTE = 3,
+    PAGEDKV_MEDIUM_COUNT = 4
+};
+
+/** What pagedkv_match_length found. */
+typedef struct pagedkv_prefix_match {
+    uint32_t struct_size;
+    int32_t shared_pages;      /* leading FULL pages a create would share by reference */
+    int64_t cached_tokens;     /* = *out_cached_tokens */
+    int64_t partial_tokens;    /* of those, the run a create would copy from a partly matching page */
+    int64_t tokens_by_medium[PAGEDKV_MEDIUM_COUNT]; /* cached_tokens by the tier holding them */
+} pagedkv_prefix_match;
+
+/**
+ * How many positions of `prompt` a pagedkv_sequence_create with the same arguments would reuse
+ * now, with room to spare: *out_cached_tokens is exactly the *out_cached_tokens that create would
+ * report (a create short of pages may do without the partial run; never more). It runs the same
+ * walk as create but pins nothing, leaves the eviction (LRU) order and the statistics as they
+ * are, and creates no salt root. Token ids are checked as create checks them; a prompt longer
+ * than the cache is not refused (create would refuse it with OUT_OF_PAGES). 0 when reuse is off.
+ * out_match (may be null) receives the details, out_cached_tokens is required.
+ */
+PAGEDKV_API int32_t pagedkv_match_length(pagedkv_cache* cache, const int32_t* prompt, int64_t num_tokens,
+                                         const uint8_t* salt, int32_t salt_len, int64_t* out_cached_tokens,
+                                         pagedkv_prefix_match* out_match);
+
+/* ---------------------------------------------------------------------------------------------
+ * KV events: what enters and leaves the prefix index, in vLLM's KV-event terms
+ *
+ * A block is a FULL page of the index (page_size computed tokens); partly computed pages are not
+ * blocks. A block is stored when a page becomes a FULL node (a commit, or a donor completed in
+ * place) and removed when it leaves the index (eviction, pagedkv_cache_clear_unused, a full page
+ * adopted by a create). A page identical to an indexed one is replaced by it at commit, so it
+ * stores nothing.
+ *
+ * Block hashes are deterministic across processes and machines: the hash of a block chains the
+ * hash of its parent block (for the first block of a prompt: a hash of the salt) and its
+ * page_size token ids, so two servers with the same page size give the same prefix the same
+ * hashes, and different salts never share one. They are int64 values in [0, 2^63), so consumers
+ * reading them as int64 or as uint64 see the same number. They are computed only while someone
+ * listens (a callback or a publisher), so commits cost nothing extra otherwise.
+ * ------------------------------------------------------------------------------------------- */
+
+enum pagedkv_event_type {
+    PAGEDKV_EVENT_BLOCK_STORED = 0,      /* vLLM BlockStored: blocks joined the index */
+    PAGEDKV_EVENT_BLOCK_REMOVED = 1,     /* vLLM BlockRemoved: blocks left the index */
+    PAGEDKV_EVENT_ALL_BLOCKS_CLEARED = 2 /* vLLM AllBlocksCleared: pagedkv_cache_clear_unused left
+                                            no block in the index (it replaces that call's removals) */
+};
+
+/** One event. Arrays point into library memory, valid during the callback only. */
+typedef struct pagedkv_block_event {
+    uint32_t struct_size;          /* sizeof(pagedkv_block_event) as the library knows it */
+    int32_t type;                  /* pagedkv_event_type */
+    int32_t medium;                /* pagedkv_medium holding the blocks */
+    int32_t block_size;            /* tokens per block (the page size) */
+    int32_t num_blocks;            /* entries of block_hashes (0 for ALL_BLOCKS_CLEARED) */
+    int32_t has_parent;            /* STORED: 1 when parent_block_hash names the parent of the first
+                                      block, 0 for the first block of a prompt (vLLM: None) */
+    int64_t parent_block_hash;
+    int32_t lora_id;               /* -1: none (pagedkv has no LoRA adapters; vLLM: None) */
+    int32_t reserved;
+    const int64_t* block_hashes;   /* STORED: a chain, each block the parent of the next */
+    const int32_t* token_ids;      /* STORED: num_blocks * block_size ids, block by block; else null */
+    int64_t num_token_ids;
+} pagedkv_block_event;
+
+/** The events of one API call (or of several, merged when calls overlap), in order. */
+typedef struct pagedkv_event_batch {
+    uint32_t struct_size;
+    int32_t num_events;
+    int64_t seq;                   /* per cache: 0 for the first batch delivered, then +1 */
+    double timestamp;              /* seconds since the Unix epoch when the batch was closed */
+    int32_t event_stride;          /* bytes from one event to the next (sizeof(pagedkv_block_event)) */
+    int32_t reserved;
+    const pagedkv_block_event* events;
+} pagedkv_event_batch;
+
+/**
+ * Receives event batches. Threads and ordering: it is called after the cache's lock is released,
+ * by one thread at a time, in the order the events happened (batch seq order), from a thread
+ * that is inside a pagedkv call on this cache (the one whose call caused the events, or another
+ * whose call is waiting behind it); every call returns only after its events were delivered.
+ * It may call pagedkv functions on the cache (their events follow in later batches), but must not
+ * set the callback, destroy the cache or a publisher of it, and must not block for long: the
+ * cache's callers wait for it. The batch and everything it points to are valid during the call.
+ */
+typedef void (*pagedkv_event_callback)(const pagedkv_event_batch* batch, void* user_data);
+
+/**
+ * Sets (or with callback == null removes) the cache's event callback, replacing any previous
+ * one. When this returns, a previous callback is not running and will not be called again.
+ * Blocks already indexed are not announced: pagedkv_cache_snapshot lists them. Call it with no
+ * other thread using the cache for a stream that starts exactly at the snapshot.
+ */
+PAGEDKV_API int32_t pagedkv_cache_set_event_callback(pagedkv_cache* cache, pagedkv_event_callback callback,
+                                                     void* user_data);
+
+/** One block of a snapshot. */
+typedef struct pagedkv_snapshot_block {
+    int64_t block_hash;
+    int64_t parent_block_hash;     /* meaningful when has_parent */
+    int32_t has_parent;            /* 0 for the first block of a prompt */
+    int32_t medium;                /* pagedkv_medium */
+} pagedkv_snapshot_block;
+
+/**
+ * Every block the cache holds now (all media; one per FULL page of the index), parents before
+ * their children, with the same hashes the events carry. Copies up to `capacity` blocks into
+ * out_blocks and, unless out_token_ids is null, their token ids into out_token_ids
+ * (capacity * page_size entries, block i at [i * page_size, (i + 1) * page_size)); *out_count
+ * (required) gets the number of blocks, so capacity 0 asks for the size (the index may change
+ * before the next call: call again while *out_count > capacity). *out_next_batch_seq (may be
+ * null) gets the seq of the next event batch: batches with seq >= it describe changes after the
+ * snapshot, earlier ones changes it already shows.
+ */
+PAGEDKV_API int32_t pagedkv_cache_snapshot(pagedkv_cache* cache, pagedkv_snapshot_block* out_blocks,
+                                           int32_t* out_token_ids, int32_t capacity, int32_t* out_count,
+                                           int64_t* out_next_batch_seq);
+
+/* ---------------------------------------------------------------------------------------------
+ * KV events over ZeroMQ, the way vLLM publishes them (vllm/distributed/kv_events.py)
+ *
+ * Wire format. PUB socket: every batch is a message of three frames: topic, sequence number
+ * (8 bytes, big-endian, from 0), payload. The payload is MessagePack: [ts, [event, ...],
+ * data_parallel_rank] (vLLM's array-like EventBatch); every event is a map tagged by "type", as
+ * vLLM >= 0.24 sends them (msgspec tagged structs without array_like):
+ *   {"type": "BlockStored", "block_hashes": [int...], "parent_block_hash": int|nil,
+ *    "token_ids": [int...], "block_size": int, "lora_id": nil, "medium": "GPU"|"CPU",
+ *    "lora_name": nil, "extra_keys": [nil per block], "group_idx": 0,
+ *    "kv_cache_spec_kind": "full_attention"}
+ *   {"type": "BlockRemoved", "block_hashes": [int...], "medium": ..., "group_idx": 0}
+ *   {"type": "AllBlocksCleared"}
+ * (salts are not published: the hashes already separate them, and a salt may be a secret.)
+ * ROUTER replay socket: a client sends an empty delimiter frame and the 8-byte big-endian sequence
+ * number to start from (what a REQ socket sends for a one-frame message; a DEALER sends both
+ * frames itself, and is the one to use, since a REQ socket takes a single reply); the publisher
+ * answers with [empty, topic, seq, payload] for every batch still in its buffer from that number
+ * on, then [empty, empty, seq -1, empty] to mark the end. Requests of another shape are ignored.
+ *
+ * Publishing never blocks the cache: the event callback copies a batch into a ring of
+ * buffer_steps batches and a background thread encodes and sends it. When the thread is more
+ * than max_queue_batches behind, it skips the oldest unsent batches (counted as dropped; their
+ * seq numbers are skipped on the wire, and they stay replayable while the ring holds them).
+ * ------------------------------------------------------------------------------------------- */
+
+/** Opaque publisher handle (a handle-table value, like pagedkv_cache). */
+typedef struct pagedkv_event_publisher pagedkv_event_publisher;
+
+typedef struct pagedkv_event_publisher_config {
+    uint32_t struct_size;
+    const char* endpoint;          /* PUB socket, e.g. "tcp://127.0.0.1:5557": bound when it has a
+                                      wildcard host ('*'), "::", or is ipc or inproc, connected
+                                      otherwise (as vLLM does) */
+    const char* replay_endpoint;   /* ROUTER, always bound; null = no replay */
+    const char* topic;             /* first frame of every message; null = "" */
+    int32_t data_parallel_rank;    /* sent in every batch; also offsets a tcp port by the rank
+                                      (inproc/ipc endpoints get "_dp<rank>"), as vLLM; >= 0 */
+    int32_t buffer_steps;          /* batches kept for replay; 0 = 10000 (vLLM's default) */
+    int32_t max_queue_batches;     /* unsent batches before the oldest are skipped; 0 = buffer_steps */
+    int32_t send_hwm;              /* ZeroMQ high-water mark of the PUB socket; 0 = 100000 */
+} pagedkv_event_publisher_config;
+
+/**
+ * Starts publishing the cache's KV events (alongside any event callback). UNSUPPORTED when the
+ * library was built without ZeroMQ and msgpack-c; INVALID_ARGUMENT for a bad endpoint (the
+ * message has ZeroMQ's reason, e.g. "Address already in use").
+ */
+PAGEDKV_API int32_t pagedkv_event_publisher_create(pagedkv_cache* cache, const pagedkv_event_publisher_config* config,
+                                                   pagedkv_event_publisher** out_publisher);
+
+/**
+ * Stops publishing: batches still queued are sent first (for at most one second, as vLLM), then
+ * the sockets close. Null is accepted. Works after the cache was destroyed.
+ */
+PAGEDKV_API int32_t pagedkv_event_publisher_destroy(pagedkv_event_publisher* publisher);
+
+typedef struct pagedkv_event_publisher_stats {
+    uint32_t struct_size;
+    int32_t reserved;
+    int64_t batches_accepted;      /* handed to the publisher (the next seq to assign) */
+    int64_t batches_sent;          /* sent on the PUB socket */
+    int64_t batches_dropped;       /* skipped because the sender was too far behind */
+    int64_t events_accepted;
+    int64_t replay_requests;       /* requests served by the ROUTER socket */
+    int64_t batches_replayed;
+} pagedkv_event_publisher_stats;
+
+PAGEDKV_API int32_t pagedkv_event_publisher_get_stats(const pagedkv_event_publisher* publisher,
+                                                      pagedkv_event_publisher_stats* out_stats);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,7 +14,8 @@ Cache::Cache(const pagedkv_cache_config& config, PrefixTrie::KeyFunction key)
     : config_(validated_config(config)),
       page_bytes_(page_bytes_of(config_)),
       device_(device::make_device(config_.device_type, config_.device_index)),
-      pages_(config_, page_bytes_, *device_, key) {
+      pages_(config_, page_bytes_, *device_, key),
+      events_(pages_, mutex_, medium()) {
     config_.struct_size = sizeof(pagedkv_cache_config);
     stats_.struct_size = sizeof(pagedkv_cache_stats);
     stats_.pages_total = config_.num_pages;
@@ -106,8 +107,13 @@ int32_t Cache::index_roots() const {
 }
 
 int32_t Cache::clear_unused() {
-    std::lock_guard lock(mutex_);
-    return pages_.evict_unused();
+    ChangeLock guard(*this);
+    const int32_t blocks_before = pages_.trie().full_count();
+    int32_t evicted = pages_.evict_unused();
+    // vLLM reports a reset of the prefix cache as one AllBlocksCleared: say that instead of the
+    // removals when this call left no block at all.
+    if (events_.enabled() && pages_.trie().full_count() == 0 && blocks_before > 0) events_.replace_with_all_cleared();
+    return evicted;
 }
 
 // ---- batch tracking ---------------------------------------------------------------------------
@@ -199,7 +205,8 @@ void Cache::destroy_batch(Batch& batch) {
 }
 
 void Cache::commit_batch(Batch& batch) {
-    Lock lock(mutex_);
+    ChangeLock guard(*this);
+    Lock& lock = guard.lock();
     // Every member must be free of running kernel calls (this batch's included) first.
     for (;;) {
         require_own_batch(batch);

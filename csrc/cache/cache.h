@@ -15,6 +15,7 @@
 
 #include "cache/batch.h"
 #include "device/device.h"
+#include "events/event_log.h"
 #include "kernels/paged_layout.h"
 #include "pagedkv.h"
 #include "pool/page_manager.h"
@@ -71,6 +72,23 @@ public:
     void truncate(int64_t seq_id, int64_t new_num_tokens);
     void release(int64_t seq_id);
 
+    // ---- prefix queries, KV events, snapshots --------------------------------------------------
+    // What create_sequence with these arguments would reuse now, with room to spare; changes
+    // nothing (no pin, no LRU stamp, no root, no statistics).
+    pagedkv_prefix_match match_prefix(const int32_t* prompt, int64_t num_tokens, const uint8_t* salt,
+                                      int32_t salt_len);
+    // The pagedkv_medium of this cache's pool.
+    int32_t medium() const { return config_.device_type == PAGEDKV_DEVICE_CUDA ? PAGEDKV_MEDIUM_GPU : PAGEDKV_MEDIUM_CPU; }
+    // Sets (null: removes) the event listener registered under `owner` (see EventLog).
+    void set_event_listener(const void* owner, pagedkv_event_callback callback, void* user_data) {
+        events_.set_listener(owner, callback, user_data);
+    }
+    struct Snapshot {
+        int32_t count;           // blocks indexed (may exceed the capacity given)
+        int64_t next_batch_seq;  // event batches from this seq on describe later changes
+    };
+    Snapshot snapshot(pagedkv_snapshot_block* out, int32_t* tokens, int32_t capacity);
+
     // ---- batches -------------------------------------------------------------------------------
     // Builds, checks and places a batch; on a CUDA cache its arrays are uploaded on `stream`
     // (and waited for when `wait` is set, so kernels on any stream see them).
@@ -113,6 +131,30 @@ public:
 private:
     using Lock = std::unique_lock<std::mutex>;
 
+    // The cache's mutex for a call that may change the index. When it goes out of scope the KV
+    // events recorded meanwhile are closed into a batch (still under the mutex), the mutex is
+    // released, and only then are ready batches handed to the listeners: no user code ever runs
+    // under the cache's lock, and a call returns after its events were delivered.
+    class ChangeLock {
+    public:
+        explicit ChangeLock(Cache& cache) : cache_(cache), lock_(cache.mutex_) {}
+        ~ChangeLock() {
+            close_events();
+            lock_.unlock();
+            if (closed_) cache_.events_.deliver();
+        }
+        ChangeLock(const ChangeLock&) = delete;
+        ChangeLock& operator=(const ChangeLock&) = delete;
+        Lock& lock() { return lock_; }
+        // Closes the events recorded so far into a batch now (delivered at the end all the same).
+        void close_events() { closed_ |= cache_.events_.close_batch(); }
+
+    private:
+        Cache& cache_;
+        Lock lock_;
+        bool closed_ = false;
+    };
+
     void validate_tokens(const int32_t* tokens, int64_t count, const char* what) const;
     int64_t pages_for(int64_t tokens) const { return (tokens + config_.page_size - 1) / config_.page_size; }
     int64_t capacity_tokens() const { return int64_t(config_.num_pages) * config_.page_size; }
@@ -134,6 +176,7 @@ private:
     mutable std::mutex mutex_;
     std::condition_variable idle_;  // signalled when a batch's last running kernel call ends
     PageManager pages_;
+    events::EventLog events_;  // after pages_: it listens to its index
     SequenceTable sequences_;
     std::unordered_set<Batch*> batches_;
     pagedkv_cache_stats stats_{};

@@ -44,7 +44,7 @@ Cache::Created Cache::create_sequence(const int32_t* prompt, int64_t num_tokens,
     fresh.tokens.assign(prompt, prompt + num_tokens);
     fresh.block_table.reserve(size_t(pages_for(num_tokens)));
 
-    std::lock_guard lock(mutex_);
+    ChangeLock guard(*this);
     Sequence& s = sequences_.add(std::move(fresh));
     PageManager::PromptPages reserved;
     try {
@@ -107,8 +107,8 @@ int64_t Cache::slot_mapping(int64_t seq_id, int64_t* out, int64_t capacity) cons
 }
 
 void Cache::commit(int64_t seq_id, int64_t num_computed) {
-    Lock lock(mutex_);
-    Sequence& s = quiesced(seq_id, lock);
+    ChangeLock guard(*this);
+    Sequence& s = quiesced(seq_id, guard.lock());
     PAGEDKV_REQUIRE(num_computed >= s.num_computed && num_computed <= s.num_tokens(), PAGEDKV_ERR_INVALID_ARGUMENT,
                     "num_computed ", num_computed, " of sequence ", seq_id, " must lie in [", s.num_computed, ", ",
                     s.num_tokens(), "] (committed so far, tokens)");
@@ -123,8 +123,8 @@ void Cache::append(int64_t seq_id, const int32_t* tokens, int64_t num_tokens) {
     PAGEDKV_REQUIRE(num_tokens <= capacity_tokens(), PAGEDKV_ERR_OUT_OF_PAGES, "appending ", num_tokens,
                     " tokens needs more than the cache's ", config_.num_pages, " pages");
     validate_tokens(tokens, num_tokens, "tokens");
-    Lock lock(mutex_);
-    Sequence& s = quiesced(seq_id, lock);
+    ChangeLock guard(*this);
+    Sequence& s = quiesced(seq_id, guard.lock());
     const int32_t ps = config_.page_size;
     const int64_t length = s.num_tokens();
     PAGEDKV_REQUIRE(num_tokens <= capacity_tokens() - length, PAGEDKV_ERR_OUT_OF_PAGES, "appending ", num_tokens,
@@ -151,7 +151,7 @@ void Cache::append(int64_t seq_id, const int32_t* tokens, int64_t num_tokens) {
 int64_t Cache::fork(int64_t seq_id) {
     // The parent does not change, so its batches stay valid: the child shares computed pages
     // only, and copies read computed positions only, which no kernel call writes.
-    std::lock_guard lock(mutex_);
+    ChangeLock guard(*this);
     const int32_t ps = config_.page_size;
     const Sequence& parent = sequences_.get(seq_id);
     const int64_t length = parent.num_tokens(), computed = parent.num_computed;

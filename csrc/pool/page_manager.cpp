@@ -77,9 +77,7 @@ int32_t PageManager::evict_unused() {
 PageManager::PromptPages PageManager::reserve_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens,
                                                      std::vector<int32_t>& table) {
     const int64_t total = (num_tokens + page_size_ - 1) / page_size_;
-    matched_.clear();
-    PrefixTrie::PartialHit partial;
-    if (reuse_ && root != kNone) partial = trie_.longest_match(root, prompt, num_tokens, matched_).partial;
+    PrefixTrie::PartialHit partial = walk_prompt(root, prompt, num_tokens);
     const int64_t shared = int64_t(matched_.size());
     int64_t fresh = total - shared;
 
@@ -139,6 +137,17 @@ PageManager::PromptPages PageManager::reserve_prompt(int32_t root, const int32_t
         trie_.set_partial(table[size_t(shared)], parent, prompt + shared * page_size_, partial.length);
     }
     return {shared, partial.length};
+}
+
+PrefixTrie::PartialHit PageManager::walk_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens) {
+    matched_.clear();
+    if (!reuse_ || root == kNone) return {};
+    return trie_.longest_match(root, prompt, num_tokens, matched_).partial;
+}
+
+PageManager::PromptPages PageManager::match_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens) {
+    PrefixTrie::PartialHit partial = walk_prompt(root, prompt, num_tokens);
+    return {int64_t(matched_.size()), partial.length};
 }
 
 // ---- copies -----------------------------------------------------------------------------------

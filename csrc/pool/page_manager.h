@@ -31,6 +31,8 @@ public:
     int64_t pool_bytes() const { return int64_t(num_pages_) * page_bytes_; }
     const PagePool& pool() const { return pool_; }
     const PrefixTrie& trie() const { return trie_; }
+    // Tells `listener` (null: nobody) about every block the index gains or loses (KV events).
+    void set_index_listener(IndexListener* listener) { trie_.set_listener(listener); }
     bool reuse() const { return reuse_; }
 
     // ---- roots (isolation keys) -------------------------------------------------------------
@@ -64,6 +66,9 @@ public:
     // of it: when pinning the partial donor would leave too little room, the donor is taken over
     // in place (if nothing else holds it) or not used.
     PromptPages reserve_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens, std::vector<int32_t>& table);
+    // What reserve_prompt would reuse with room to spare, changing nothing (no pin, no LRU
+    // stamp). `root` may be kNone (no such salt: nothing cached).
+    PromptPages match_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens);
     // Replaces s.block_table[index] with a private copy holding the first `tokens` positions
     // (the caller checked room for one page); the copy donates the run s computed in it.
     void copy_on_write(Sequence& s, int64_t index, int32_t tokens);
@@ -92,6 +97,9 @@ public:
     int64_t dedup_hits() const { return dedup_hits_; }
 
 private:
+    // The walk of a prompt under `root` (kNone: nothing cached): the matched FULL pages into
+    // matched_, the best partial run returned. Reads the index only.
+    PrefixTrie::PartialHit walk_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens);
     void copy_run(int32_t src, int32_t dst, int32_t tokens);
     void index_full_page(Sequence& s, int64_t index);
     void index_partial_page(Sequence& s, int64_t index, int32_t valid);

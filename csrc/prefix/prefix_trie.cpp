@@ -264,6 +264,7 @@ void PrefixTrie::insert_full(int32_t page, int32_t parent, const int32_t* tokens
         link_child(parent, page);
         ++node_count_;
     }
+    ++full_count_;  // the caller never inserts a FULL node twice
     std::memcpy(page_tokens_.data() + size_t(page) * size_t(page_size_), tokens,
                 size_t(page_size_) * sizeof(int32_t));
     node.kind = NodeKind::Full;
@@ -272,6 +273,7 @@ void PrefixTrie::insert_full(int32_t page, int32_t parent, const int32_t* tokens
     node.hash = edge_key(parent, tokens);
     table_insert(page, parent, node.hash);
     touch(page);
+    if (listener_ != nullptr) listener_->full_inserted(page);
 }
 
 void PrefixTrie::set_partial(int32_t page, int32_t parent, const int32_t* tokens, int32_t valid) {
@@ -296,7 +298,11 @@ void PrefixTrie::shorten_partial(int32_t page, int32_t valid) {
 
 void PrefixTrie::unlink(int32_t page) {
     Node& node = nodes_[size_t(page)];
-    if (node.kind == NodeKind::Full) table_erase(page);
+    if (node.kind == NodeKind::Full) {
+        if (listener_ != nullptr) listener_->full_removing(page);
+        table_erase(page);
+        --full_count_;
+    }
     int32_t parent = parents_[size_t(page)];
     unlink_child(page);
     node.kind = NodeKind::None;
@@ -388,6 +394,7 @@ std::string PrefixTrie::check_consistency() const {
                 return concat("hash slot of page ", slot.page, " disagrees with its node");
         }
     if (slot_count != full_count) return concat(slot_count, " hash slots for ", full_count, " FULL pages");
+    if (full_count != full_count_) return concat("FULL count ", full_count_, " but ", full_count, " FULL pages");
     std::set<std::pair<uint64_t, int32_t>> entries;
     for (const HeapEntry& entry : heap_) entries.insert({entry.stamp, entry.page});
     for (int32_t page = 0; page < num_pages_; ++page)

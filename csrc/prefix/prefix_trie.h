@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "pool/page_pool.h"
+#include "prefix/index_listener.h"
 #include "prefix/token_hash.h"
 
 namespace pagedkv {
@@ -45,6 +46,10 @@ public:
     void retain_root(int32_t root) { ++roots_info_[size_t(-2 - root)].users; }
     void release_root(int32_t root);
     int32_t root_count() const { return int32_t(roots_.size()); }
+    int32_t page_size() const { return page_size_; }
+    int32_t num_pages() const { return num_pages_; }
+    // The salt of a live root.
+    std::string_view root_salt(int32_t root) const { return roots_info_[size_t(-2 - root)].salt; }
     uint64_t seed() const { return seed_; }
     static bool is_root(int32_t node) { return node <= -2; }
 
@@ -57,6 +62,7 @@ public:
     uint64_t last_access(int32_t page) const { return last_access_[size_t(page)]; }
     const int32_t* tokens(int32_t page) const { return page_tokens_.data() + size_t(page) * size_t(page_size_); }
     int32_t node_count() const { return node_count_; }
+    int32_t full_count() const { return full_count_; }
     // A partial run that a fork shared between sequences is never shortened by a truncate.
     bool shared_run(int32_t page) const { return nodes_[size_t(page)].shared_run != 0; }
     void mark_shared_run(int32_t page) { nodes_[size_t(page)].shared_run = 1; }
@@ -105,6 +111,28 @@ public:
     // Unlinks the least recently used evictable leaf and returns it (ref 0, not indexed), or
     // kNone when there is none.
     int32_t evict_lru();
+
+    // ---- observers --------------------------------------------------------------------------
+    // Told about every FULL node inserted or removed from now on (null: nobody). Not owned.
+    void set_listener(IndexListener* listener) { listener_ = listener; }
+    // Calls visit(page) for every FULL node, parents before their children (roots in no
+    // particular order). Partial nodes are skipped: they are leaves, and not blocks.
+    template <class Visit>
+    void for_each_full_node(Visit&& visit) const {
+        std::vector<int32_t> stack;
+        for (const auto& [salt, root] : roots_) {
+            stack.push_back(first_child(root));
+            while (!stack.empty()) {
+                int32_t node = stack.back();
+                stack.pop_back();
+                if (node == kNone) continue;
+                stack.push_back(nodes_[size_t(node)].next_sibling);
+                if (nodes_[size_t(node)].kind != NodeKind::Full) continue;
+                visit(node);
+                stack.push_back(nodes_[size_t(node)].first_child);
+            }
+        }
+    }
 
     // Describes the first inconsistency found in the trie's own structures, or "" (for tests).
     std::string check_consistency() const;
@@ -184,6 +212,8 @@ private:
     std::vector<int32_t> free_root_indices_;
     uint64_t clock_ = 0;
     int32_t node_count_ = 0;
+    int32_t full_count_ = 0;
+    IndexListener* listener_ = nullptr;
 };
 
 }  // namespace pagedkv

@@ -3,6 +3,7 @@
 // of its own (drawn from a random source), so nobody can craft prompts that share a probe run.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -24,12 +25,12 @@ constexpr uint64_t kSeed1 = 0xe7037ed1a0b428dbull;
 constexpr uint64_t kSeed2 = 0x8ebc6af09c88c6e3ull;
 }  // namespace detail
 
-// Hash of one page's tokens alone (independent of the parent). Two independent multiply chains
-// over 32-byte blocks halve its latency.
-inline uint64_t hash_tokens(const int32_t* tokens, int32_t count, uint64_t seed) noexcept {
+// Hash of `length` bytes. Two independent multiply chains over 32-byte blocks halve its latency.
+// Reads the bytes as little-endian words on the machines pagedkv runs on (x86-64, AArch64), so
+// the value is the same in every process for the same seed.
+inline uint64_t hash_bytes(const void* data, size_t length, uint64_t seed) noexcept {
     using namespace detail;
-    const auto* bytes = reinterpret_cast<const unsigned char*>(tokens);
-    size_t length = size_t(count) * sizeof(int32_t);
+    const auto* bytes = static_cast<const unsigned char*>(data);
     uint64_t h = length ^ kSeed1 ^ seed;
     size_t i = 0;
     uint64_t g = fold_multiply(length ^ kSeed2, seed ^ kSeed0);
@@ -43,12 +44,23 @@ inline uint64_t hash_tokens(const int32_t* tokens, int32_t count, uint64_t seed)
         h = fold_multiply(load64(bytes + i) ^ kSeed2, h ^ kSeed0);
         i += 8;
     }
-    if (i < length) {  // one 4-byte token left
-        uint32_t last;
-        std::memcpy(&last, bytes + i, sizeof last);
-        h = fold_multiply(uint64_t(last) ^ kSeed2, h ^ kSeed1);
+    if (i < length) {  // 1 to 7 bytes left (token arrays: one 4-byte token)
+        uint64_t last = 0;
+        if (length - i == 4) {  // the token case, without a variable-length copy
+            uint32_t word;
+            std::memcpy(&word, bytes + i, sizeof word);
+            last = word;
+        } else {
+            std::memcpy(&last, bytes + i, length - i);
+        }
+        h = fold_multiply(last ^ kSeed2, h ^ kSeed1);
     }
-    return fold_multiply(h ^ kSeed0, kSeed2);  // final avalanche (short pages mix little above)
+    return fold_multiply(h ^ kSeed0, kSeed2);  // final avalanche (short inputs mix little above)
+}
+
+// Hash of one page's tokens alone (independent of the parent).
+inline uint64_t hash_tokens(const int32_t* tokens, int32_t count, uint64_t seed) noexcept {
+    return hash_bytes(tokens, size_t(count) * sizeof(int32_t), seed);
 }
 
 // Chained prefix keys (like vLLM's block hashes): a FULL node's key mixes its parent's key with

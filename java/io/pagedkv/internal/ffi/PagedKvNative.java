@@ -2634,5 +2634,453 @@ public class PagedKvNative extends PagedKvNative$shared {
            throw new AssertionError("should not reach here", ex$);
         }
     }
+    private static final int PAGEDKV_MEDIUM_GPU = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_medium.PAGEDKV_MEDIUM_GPU = 0
+     * }
+     */
+    public static int PAGEDKV_MEDIUM_GPU() {
+        return PAGEDKV_MEDIUM_GPU;
+    }
+    private static final int PAGEDKV_MEDIUM_CPU = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_medium.PAGEDKV_MEDIUM_CPU = 1
+     * }
+     */
+    public static int PAGEDKV_MEDIUM_CPU() {
+        return PAGEDKV_MEDIUM_CPU;
+    }
+    private static final int PAGEDKV_MEDIUM_DISK = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_medium.PAGEDKV_MEDIUM_DISK = 2
+     * }
+     */
+    public static int PAGEDKV_MEDIUM_DISK() {
+        return PAGEDKV_MEDIUM_DISK;
+    }
+    private static final int PAGEDKV_MEDIUM_REMOTE = (int)3L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_medium.PAGEDKV_MEDIUM_REMOTE = 3
+     * }
+     */
+    public static int PAGEDKV_MEDIUM_REMOTE() {
+        return PAGEDKV_MEDIUM_REMOTE;
+    }
+    private static final int PAGEDKV_MEDIUM_COUNT = (int)4L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_medium.PAGEDKV_MEDIUM_COUNT = 4
+     * }
+     */
+    public static int PAGEDKV_MEDIUM_COUNT() {
+        return PAGEDKV_MEDIUM_COUNT;
+    }
+
+    private static class pagedkv_match_length {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_LONG,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.find("pagedkv_match_length").orElseThrow();
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_match_length(pagedkv_cache *cache, const int32_t *prompt, int64_t num_tokens, const uint8_t *salt, int32_t salt_len, int64_t *out_cached_tokens, pagedkv_prefix_match *out_match)
+     * }
+     */
+    public static FunctionDescriptor pagedkv_match_length$descriptor() {
+        return pagedkv_match_length.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_match_length(pagedkv_cache *cache, const int32_t *prompt, int64_t num_tokens, const uint8_t *salt, int32_t salt_len, int64_t *out_cached_tokens, pagedkv_prefix_match *out_match)
+     * }
+     */
+    public static MethodHandle pagedkv_match_length$handle() {
+        return pagedkv_match_length.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_match_length(pagedkv_cache *cache, const int32_t *prompt, int64_t num_tokens, const uint8_t *salt, int32_t salt_len, int64_t *out_cached_tokens, pagedkv_prefix_match *out_match)
+     * }
+     */
+    public static MemorySegment pagedkv_match_length$address() {
+        return pagedkv_match_length.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pagedkv_match_length(pagedkv_cache *cache, const int32_t *prompt, int64_t num_tokens, const uint8_t *salt, int32_t salt_len, int64_t *out_cached_tokens, pagedkv_prefix_match *out_match)
+     * }
+     */
+    public static int pagedkv_match_length(MemorySegment cache, MemorySegment prompt, long num_tokens, MemorySegment salt, int salt_len, MemorySegment out_cached_tokens, MemorySegment out_match) {
+        var mh$ = pagedkv_match_length.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("pagedkv_match_length", cache, prompt, num_tokens, salt, salt_len, out_cached_tokens, out_match);
+            }
+            return (int)mh$.invokeExact(cache, prompt, num_tokens, salt, salt_len, out_cached_tokens, out_match);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+    private static final int PAGEDKV_EVENT_BLOCK_STORED = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_event_type.PAGEDKV_EVENT_BLOCK_STORED = 0
+     * }
+     */
+    public static int PAGEDKV_EVENT_BLOCK_STORED() {
+        return PAGEDKV_EVENT_BLOCK_STORED;
+    }
+    private static final int PAGEDKV_EVENT_BLOCK_REMOVED = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_event_type.PAGEDKV_EVENT_BLOCK_REMOVED = 1
+     * }
+     */
+    public static int PAGEDKV_EVENT_BLOCK_REMOVED() {
+        return PAGEDKV_EVENT_BLOCK_REMOVED;
+    }
+    private static final int PAGEDKV_EVENT_ALL_BLOCKS_CLEARED = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_event_type.PAGEDKV_EVENT_ALL_BLOCKS_CLEARED = 2
+     * }
+     */
+    public static int PAGEDKV_EVENT_ALL_BLOCKS_CLEARED() {
+        return PAGEDKV_EVENT_ALL_BLOCKS_CLEARED;
+    }
+
+    private static class pagedkv_cache_set_event_callback {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.find("pagedkv_cache_set_event_callback").orElseThrow();
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_set_event_callback(pagedkv_cache *cache, pagedkv_event_callback callback, void *user_data)
+     * }
+     */
+    public static FunctionDescriptor pagedkv_cache_set_event_callback$descriptor() {
+        return pagedkv_cache_set_event_callback.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_set_event_callback(pagedkv_cache *cache, pagedkv_event_callback callback, void *user_data)
+     * }
+     */
+    public static MethodHandle pagedkv_cache_set_event_callback$handle() {
+        return pagedkv_cache_set_event_callback.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_set_event_callback(pagedkv_cache *cache, pagedkv_event_callback callback, void *user_data)
+     * }
+     */
+    public static MemorySegment pagedkv_cache_set_event_callback$address() {
+        return pagedkv_cache_set_event_callback.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_set_event_callback(pagedkv_cache *cache, pagedkv_event_callback callback, void *user_data)
+     * }
+     */
+    public static int pagedkv_cache_set_event_callback(MemorySegment cache, MemorySegment callback, MemorySegment user_data) {
+        var mh$ = pagedkv_cache_set_event_callback.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("pagedkv_cache_set_event_callback", cache, callback, user_data);
+            }
+            return (int)mh$.invokeExact(cache, callback, user_data);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class pagedkv_cache_snapshot {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.find("pagedkv_cache_snapshot").orElseThrow();
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_snapshot(pagedkv_cache *cache, pagedkv_snapshot_block *out_blocks, int32_t *out_token_ids, int32_t capacity, int32_t *out_count, int64_t *out_next_batch_seq)
+     * }
+     */
+    public static FunctionDescriptor pagedkv_cache_snapshot$descriptor() {
+        return pagedkv_cache_snapshot.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_snapshot(pagedkv_cache *cache, pagedkv_snapshot_block *out_blocks, int32_t *out_token_ids, int32_t capacity, int32_t *out_count, int64_t *out_next_batch_seq)
+     * }
+     */
+    public static MethodHandle pagedkv_cache_snapshot$handle() {
+        return pagedkv_cache_snapshot.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_snapshot(pagedkv_cache *cache, pagedkv_snapshot_block *out_blocks, int32_t *out_token_ids, int32_t capacity, int32_t *out_count, int64_t *out_next_batch_seq)
+     * }
+     */
+    public static MemorySegment pagedkv_cache_snapshot$address() {
+        return pagedkv_cache_snapshot.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_snapshot(pagedkv_cache *cache, pagedkv_snapshot_block *out_blocks, int32_t *out_token_ids, int32_t capacity, int32_t *out_count, int64_t *out_next_batch_seq)
+     * }
+     */
+    public static int pagedkv_cache_snapshot(MemorySegment cache, MemorySegment out_blocks, MemorySegment out_token_ids, int capacity, MemorySegment out_count, MemorySegment out_next_batch_seq) {
+        var mh$ = pagedkv_cache_snapshot.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("pagedkv_cache_snapshot", cache, out_blocks, out_token_ids, capacity, out_count, out_next_batch_seq);
+            }
+            return (int)mh$.invokeExact(cache, out_blocks, out_token_ids, capacity, out_count, out_next_batch_seq);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class pagedkv_event_publisher_create {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.find("pagedkv_event_publisher_create").orElseThrow();
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_event_publisher_create(pagedkv_cache *cache, const pagedkv_event_publisher_config *config, pagedkv_event_publisher **out_publisher)
+     * }
+     */
+    public static FunctionDescriptor pagedkv_event_publisher_create$descriptor() {
+        return pagedkv_event_publisher_create.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_event_publisher_create(pagedkv_cache *cache, const pagedkv_event_publisher_config *config, pagedkv_event_publisher **out_publisher)
+     * }
+     */
+    public static MethodHandle pagedkv_event_publisher_create$handle() {
+        return pagedkv_event_publisher_create.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_event_publisher_create(pagedkv_cache *cache, const pagedkv_event_publisher_config *config, pagedkv_event_publisher **out_publisher)
+     * }
+     */
+    public static MemorySegment pagedkv_event_publisher_create$address() {
+        return pagedkv_event_publisher_create.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pagedkv_event_publisher_create(pagedkv_cache *cache, const pagedkv_event_publisher_config *config, pagedkv_event_publisher **out_publisher)
+     * }
+     */
+    public static int pagedkv_event_publisher_create(MemorySegment cache, MemorySegment config, MemorySegment out_publisher) {
+        var mh$ = pagedkv_event_publisher_create.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("pagedkv_event_publisher_create", cache, config, out_publisher);
+            }
+            return (int)mh$.invokeExact(cache, config, out_publisher);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class pagedkv_event_publisher_destroy {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.find("pagedkv_event_publisher_destroy").orElseThrow();
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_event_publisher_destroy(pagedkv_event_publisher *publisher)
+     * }
+     */
+    public static FunctionDescriptor pagedkv_event_publisher_destroy$descriptor() {
+        return pagedkv_event_publisher_destroy.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_event_publisher_destroy(pagedkv_event_publisher *publisher)
+     * }
+     */
+    public static MethodHandle pagedkv_event_publisher_destroy$handle() {
+        return pagedkv_event_publisher_destroy.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_event_publisher_destroy(pagedkv_event_publisher *publisher)
+     * }
+     */
+    public static MemorySegment pagedkv_event_publisher_destroy$address() {
+        return pagedkv_event_publisher_destroy.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pagedkv_event_publisher_destroy(pagedkv_event_publisher *publisher)
+     * }
+     */
+    public static int pagedkv_event_publisher_destroy(MemorySegment publisher) {
+        var mh$ = pagedkv_event_publisher_destroy.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("pagedkv_event_publisher_destroy", publisher);
+            }
+            return (int)mh$.invokeExact(publisher);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class pagedkv_event_publisher_get_stats {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.find("pagedkv_event_publisher_get_stats").orElseThrow();
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_event_publisher_get_stats(const pagedkv_event_publisher *publisher, pagedkv_event_publisher_stats *out_stats)
+     * }
+     */
+    public static FunctionDescriptor pagedkv_event_publisher_get_stats$descriptor() {
+        return pagedkv_event_publisher_get_stats.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_event_publisher_get_stats(const pagedkv_event_publisher *publisher, pagedkv_event_publisher_stats *out_stats)
+     * }
+     */
+    public static MethodHandle pagedkv_event_publisher_get_stats$handle() {
+        return pagedkv_event_publisher_get_stats.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_event_publisher_get_stats(const pagedkv_event_publisher *publisher, pagedkv_event_publisher_stats *out_stats)
+     * }
+     */
+    public static MemorySegment pagedkv_event_publisher_get_stats$address() {
+        return pagedkv_event_publisher_get_stats.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pagedkv_event_publisher_get_stats(const pagedkv_event_publisher *publisher, pagedkv_event_publisher_stats *out_stats)
+     * }
+     */
+    public static int pagedkv_event_publisher_get_stats(MemorySegment publisher, MemorySegment out_stats) {
+        var mh$ = pagedkv_event_publisher_get_stats.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("pagedkv_event_publisher_get_stats", publisher, out_stats);
+            }
+            return (int)mh$.invokeExact(publisher, out_stats);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
 }
 
