@@ -6,13 +6,19 @@ import io.pagedkv.internal.HandleGuard;
 import io.pagedkv.internal.NativeLibrary;
 import io.pagedkv.internal.ffi.pagedkv_cache_layout;
 import io.pagedkv.internal.ffi.pagedkv_cache_stats;
+import io.pagedkv.internal.ffi.pagedkv_prefix_match;
+import io.pagedkv.internal.ffi.pagedkv_snapshot_block;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.EnumMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
+import java.util.OptionalLong;
 import java.util.Set;
 
 /**
@@ -67,6 +73,8 @@ public final class PagedKvCache implements AutoCloseable {
     private final long poolAddress;
     private final DeviceBuffers buffers = new DeviceBuffers();
     private final Kernels kernels = new Kernels(this);
+    private final Object listenerLock = new Object();
+    private EventUpcall listener; // the registered event listener's stub, under listenerLock
 
     /** Creates the native cache from a filled {@code pagedkv_cache_config}; see {@link CacheBuilder#build()}. */
     PagedKvCache(MemorySegment config, Device device) {
@@ -321,6 +329,111 @@ public final class PagedKvCache implements AutoCloseable {
         }
     }
 
+    // ---- prefix queries, KV events, snapshots -------------------------------------------------------
+
+    /** {@link #matchLength(int[], byte[])} under the default (empty) isolation key. */
+    public long matchLength(int[] prompt) {
+        return matchLength(prompt, new byte[0]);
+    }
+
+    /** {@link #matchLength(int[], byte[])} under the isolation key {@code salt} (its UTF-8 bytes). */
+    public long matchLength(int[] prompt, String salt) {
+        Objects.requireNonNull(salt, "salt");
+        return matchLength(prompt, salt.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /**
+     * How many positions of {@code prompt} a {@link #createSequence} with the same arguments would
+     * reuse now: exactly its {@link Sequence#numCached()} with room to spare. Changes nothing: no
+     * page is pinned, the eviction (LRU) order and the statistics stay as they are.
+     *
+     * @throws PagedKvException.InvalidArgument for an empty prompt or a token outside the vocabulary
+     */
+    public long matchLength(int[] prompt, byte[] salt) {
+        return matchPrefix(prompt, salt).cachedTokens();
+    }
+
+    /** As {@link #matchLength(int[], byte[])}, with the details: shared pages, partial run, tiers. */
+    public PrefixMatch matchPrefix(int[] prompt, byte[] salt) {
+        Objects.requireNonNull(prompt, "prompt");
+        Objects.requireNonNull(salt, "salt");
+        MemorySegment cache = enter();
+        try (Arena scratch = Arena.ofConfined()) {
+            MemorySegment tokens = scratch.allocateFrom(C_INT, prompt);
+            MemorySegment key = salt.length == 0 ? MemorySegment.NULL : scratch.allocateFrom(ValueLayout.JAVA_BYTE, salt);
+            MemorySegment cached = scratch.allocate(C_LONG_LONG);
+            MemorySegment m = pagedkv_prefix_match.allocate(scratch);
+            pagedkv_prefix_match.struct_size(m, (int) pagedkv_prefix_match.sizeof());
+            Status.check(pagedkv_match_length(cache, tokens, prompt.length, key, salt.length, cached, m));
+            Map<Medium, Long> byMedium = new EnumMap<>(Medium.class);
+            for (Medium medium : Medium.values()) {
+                long n = pagedkv_prefix_match.tokens_by_medium(m, medium.code());
+                if (n > 0) byMedium.put(medium, n);
+            }
+            return new PrefixMatch(cached.get(C_LONG_LONG, 0), pagedkv_prefix_match.shared_pages(m),
+                    pagedkv_prefix_match.partial_tokens(m), byMedium);
+        } finally {
+            exit();
+        }
+    }
+
+    /**
+     * Sets the listener of this cache's KV events (null: none), replacing any previous one. When
+     * this returns, a previous listener is not running and will not be called again. Blocks indexed
+     * before are not announced ({@link #snapshot()} lists them). See {@link KvEventListener} for
+     * the threads it runs on. Must not be called from a listener.
+     */
+    public void setEventListener(KvEventListener listener) {
+        synchronized (listenerLock) {
+            MemorySegment cache = enter();
+            try {
+                EventUpcall next = listener == null ? null : new EventUpcall(listener);
+                try {
+                    Status.check(pagedkv_cache_set_event_callback(cache, next == null ? MemorySegment.NULL : next.stub(),
+                            MemorySegment.NULL));
+                } catch (RuntimeException failure) {
+                    if (next != null) next.close();
+                    throw failure;
+                }
+                if (this.listener != null) this.listener.close(); // no longer callable: the native side said so
+                this.listener = next;
+            } finally {
+                exit();
+            }
+        }
+    }
+
+    /** Every block this cache holds now, parents first, with the hashes its events carry. */
+    public CacheSnapshot snapshot() {
+        MemorySegment cache = enter();
+        try (Arena scratch = Arena.ofConfined()) {
+            int pageSize = layout.pageSize();
+            MemorySegment count = scratch.allocate(C_INT);
+            MemorySegment next = scratch.allocate(C_LONG_LONG);
+            Status.check(pagedkv_cache_snapshot(cache, MemorySegment.NULL, MemorySegment.NULL, 0, count, next));
+            while (true) { // the index may grow between the size query and the copy: retry with more room
+                int capacity = count.get(C_INT, 0) + 16;
+                MemorySegment blocks = pagedkv_snapshot_block.allocateArray(capacity, scratch);
+                MemorySegment tokens = scratch.allocate(C_INT, (long) capacity * pageSize);
+                Status.check(pagedkv_cache_snapshot(cache, blocks, tokens, capacity, count, next));
+                int n = count.get(C_INT, 0);
+                if (n > capacity) continue;
+                List<CachedBlock> out = new ArrayList<>(n);
+                for (int i = 0; i < n; i++) {
+                    MemorySegment b = pagedkv_snapshot_block.asSlice(blocks, i);
+                    OptionalLong parent = pagedkv_snapshot_block.has_parent(b) != 0
+                            ? OptionalLong.of(pagedkv_snapshot_block.parent_block_hash(b)) : OptionalLong.empty();
+                    int[] ids = tokens.asSlice(4L * i * pageSize, 4L * pageSize).toArray(ValueLayout.JAVA_INT);
+                    out.add(new CachedBlock(pagedkv_snapshot_block.block_hash(b), parent, ids,
+                            Medium.ofCode(pagedkv_snapshot_block.medium(b))));
+                }
+                return new CacheSnapshot(out, next.get(C_LONG_LONG, 0));
+            }
+        } finally {
+            exit();
+        }
+    }
+
     // ---- lifecycle -----------------------------------------------------------------------------------
 
     /** Whether {@link #close()} has not run yet. */
@@ -338,6 +451,10 @@ public final class PagedKvCache implements AutoCloseable {
         if (!guard.close()) return;
         try {
             arena.close(); // its cleanup frees the device buffers, then destroys the native cache
+            synchronized (listenerLock) {
+                if (listener != null) listener.close(); // the destroyed cache calls no one
+                listener = null;
+            }
         } catch (IllegalStateException heldByNativeCall) {
             // Only a native call of the caller's own, holding a pool page, keeps the arena acquired.
             guard.reopen();

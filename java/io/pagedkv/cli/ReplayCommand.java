@@ -7,6 +7,8 @@ import io.pagedkv.replay.ModelConfig;
 import io.pagedkv.replay.Replay;
 import io.pagedkv.replay.Request;
 import io.pagedkv.replay.SamplingOptions;
+import io.pagedkv.replay.SchedulePolicy;
+import io.pagedkv.replay.Scheduler;
 import io.pagedkv.replay.Tokenizer;
 import io.pagedkv.replay.TraceParser;
 import io.pagedkv.replay.Workloads;
@@ -46,6 +48,16 @@ final class ReplayCommand {
               --pages N               capacity in pages (default: 16384 tokens' worth); small values show eviction
               --kv-dtype f32|f16|bf16 stored K/V type (default f32)
               --device cpu|cuda[:N]   where the pages live and the kernels run (default cpu)
+            Scheduling:
+              --schedule fcfs|lpm     which waiting request joins next: file order (default), or the one
+                                      with the longest prefix cached now (pagedkv_match_length); lpm also
+                                      runs fcfs with reuse and compares prefill tokens saved and TTFT
+              --aging-bound N         lpm: a request that N later ones were admitted ahead of goes next,
+                                      whatever its match (default 8), so nothing starves
+            KV events (vLLM's ZeroMQ wire format, published by the first run with reuse):
+              --kv-events ENDPOINT[,REPLAY_ENDPOINT]
+                                      PUB socket (e.g. tcp://*:5557) and optional ROUTER replay socket
+              --kv-events-topic T     topic of every message (default kv@pagedkv)
             Runs and output:
               --no-reuse              run only with reuse off
               --verify                also compute every request from scratch without reuse and fail
@@ -57,15 +69,17 @@ final class ReplayCommand {
 
             Reported per request: prompt tokens, tokens reused from the cache, prompt tokens computed,
             tokens generated, and the time to first token (ttft), from the request's admission (its
-            sequence created) to its first generated token. Requests that share a prefix with one
-            joining in the same step wait one step to reuse it (counted as deferrals in --json).
+            sequence created) to its first generated token; the summary also gives it from arrival
+            (every request arrives at the start, so the queue counts). Requests that share a prefix with
+            one joining in the same step wait one step to reuse it (counted as deferrals in --json).
 
             Exit status: 0 ok, 1 runtime failure, 2 bad usage or input, 3 verification failed.
             """;
 
     private static final Set<String> FLAGS = Set.of("no-reuse", "verify", "json", "debug", "help");
     private static final Set<String> OPTIONS = Set.of("batch", "max-new-tokens", "temperature", "top-k", "top-p",
-            "repetition-penalty", "seed", "disallow", "page-size", "pages", "kv-dtype", "device", "tolerance");
+            "repetition-penalty", "seed", "disallow", "page-size", "pages", "kv-dtype", "device", "tolerance",
+            "schedule", "aging-bound", "kv-events", "kv-events-topic");
 
     private final PrintStream out;
     private final PrintStream err;
@@ -153,7 +167,30 @@ final class ReplayCommand {
         Replay.Mode mode = args.flag("no-reuse") ? Replay.Mode.NO_REUSE_ONLY : Replay.Mode.COMPARE;
         double tolerance = args.doubleValue("tolerance", Double.NaN);
         if (args.has("tolerance") && tolerance < 0) throw new UsageException("--tolerance must be >= 0");
-        return new Replay.Options(cache, batch, samplingOptions, ModelConfig.DEFAULT, mode, args.flag("verify"), tolerance);
+        SchedulePolicy schedule = switch (lower(args.value("schedule"), "fcfs")) {
+            case "fcfs" -> SchedulePolicy.FCFS;
+            case "lpm" -> SchedulePolicy.LPM;
+            default -> throw new UsageException("--schedule must be fcfs or lpm, got '" + args.value("schedule") + "'");
+        };
+        int agingBound = args.intValue("aging-bound", Scheduler.DEFAULT_AGING_BOUND, 0, Integer.MAX_VALUE);
+        return new Replay.Options(cache, batch, samplingOptions, ModelConfig.DEFAULT, mode, args.flag("verify"), tolerance,
+                schedule, agingBound, kvEvents(args));
+    }
+
+    /** --kv-events ENDPOINT[,REPLAY_ENDPOINT] and --kv-events-topic, or null without --kv-events. */
+    private static Replay.KvEventsOptions kvEvents(Args args) {
+        String topic = args.value("kv-events-topic");
+        if (!args.has("kv-events")) {
+            if (topic != null) throw new UsageException("--kv-events-topic needs --kv-events ENDPOINT");
+            return null;
+        }
+        String[] endpoints = args.value("kv-events").split(",", -1);
+        if (endpoints.length > 2 || endpoints[0].isBlank() || (endpoints.length == 2 && endpoints[1].isBlank())) {
+            throw new UsageException("--kv-events takes ENDPOINT or ENDPOINT,REPLAY_ENDPOINT (e.g. tcp://*:5557,tcp://*:5558),"
+                    + " got '" + args.value("kv-events") + "'");
+        }
+        return new Replay.KvEventsOptions(endpoints[0].trim(), endpoints.length == 2 ? endpoints[1].trim() : null,
+                topic == null ? Replay.KvEventsOptions.DEFAULT_TOPIC : topic);
     }
 
     private static Device device(String s) {

@@ -34,6 +34,10 @@ final class ReportPrinter {
         requestTable(primary);
         out.println();
         summaryTable(report);
+        if (report.fcfs() != null || report.events() != null) {
+            out.println();
+            scheduleAndEvents(report);
+        }
         if (report.verify() != null) {
             out.println();
             out.println("verify: " + verifySentence(report.verify()) + (report.verify().ok() ? ": OK" : ": FAILED"));
@@ -60,7 +64,11 @@ final class ReportPrinter {
         List<String> names = new ArrayList<>();
         if (report.reuse() != null) {
             runs.add(report.reuse());
-            names.add("reuse on");
+            names.add(report.fcfs() != null ? "on, lpm" : "reuse on");
+        }
+        if (report.fcfs() != null) {
+            runs.add(report.fcfs());
+            names.add("on, fcfs");
         }
         if (report.noReuse() != null) {
             runs.add(report.noReuse());
@@ -85,6 +93,10 @@ final class ReportPrinter {
             row(runs, "steps (cascade)", r -> r.steps() + " (" + r.cascadeSteps() + ")");
         }
         row(runs, "time to first token, mean", r -> String.format(Locale.ROOT, "%.1f ms", r.meanTtftMillis()));
+        row(runs, "  from arrival (queue incl.)", r -> String.format(Locale.ROOT, "%.1f ms", r.meanLatencyMillis()));
+        if (report.fcfs() != null) {
+            row(runs, "most passed over (aging)", r -> Integer.toString(r.maxBypassed()));
+        }
         row(runs, "prefill time", r -> String.format(Locale.ROOT, "%.3f s", r.prefillNanos() / 1e9));
         row(runs, "decode tokens/s", r -> String.format(Locale.ROOT, "%.0f", r.decodeTokensPerSecond()));
         row(runs, "wall time", r -> String.format(Locale.ROOT, "%.3f s", r.wallNanos() / 1e9));
@@ -97,6 +109,26 @@ final class ReportPrinter {
                     ratio(off.wallNanos(), on.wallNanos()));
             out.println("same tokens generated with and without reuse: "
                     + (Boolean.TRUE.equals(report.outputsMatch()) ? "yes" : "no (near-tie logits can flip a choice; --verify compares logits)"));
+        }
+    }
+
+    private void scheduleAndEvents(Replay.Report report) {
+        if (report.fcfs() != null && report.reuse() != null) {
+            RunResult lpm = report.reuse();
+            RunResult fcfs = report.fcfs();
+            out.printf(Locale.ROOT,
+                    "lpm vs fcfs (both with reuse): %d prefill tokens computed vs %d (%+d saved), mean time to first"
+                            + " token from arrival %.1f ms vs %.1f ms (%.2fx), wall time %.2fx; aging bound %d%n",
+                    lpm.computedTokens(), fcfs.computedTokens(), fcfs.computedTokens() - lpm.computedTokens(),
+                    lpm.meanLatencyMillis(), fcfs.meanLatencyMillis(), ratio(fcfs.meanLatencyMillis(), lpm.meanLatencyMillis()),
+                    ratio(fcfs.wallNanos(), lpm.wallNanos()), report.options().agingBound());
+        }
+        if (report.events() != null) {
+            var e = report.events();
+            Replay.KvEventsOptions k = report.options().kvEvents();
+            out.printf(Locale.ROOT, "kv events on %s%s (topic %s): %d events in %d batches, %d sent, %d dropped, %d replay requests%n",
+                    k.endpoint(), k.replayEndpoint() == null ? "" : ", replay " + k.replayEndpoint(), k.topic(),
+                    e.eventsAccepted(), e.batchesAccepted(), e.batchesSent(), e.batchesDropped(), e.replayRequests());
         }
     }
 
@@ -158,6 +190,22 @@ final class ReportPrinter {
                     .field("speedup_wall", ratio(off.wallNanos(), on.wallNanos()))
                     .field("outputs_match", Boolean.TRUE.equals(report.outputsMatch()));
         }
+        summary.field("schedule", primary.schedule().name().toLowerCase(Locale.ROOT));
+        if (report.fcfs() != null) {
+            summary.field("fcfs", runFields(new JsonWriter(), report.fcfs()))
+                    .field("aging_bound", o.agingBound())
+                    .field("max_passed_over", primary.maxBypassed());
+        }
+        if (report.events() != null) {
+            var e = report.events();
+            summary.field("kv_events", new JsonWriter()
+                    .field("endpoint", o.kvEvents().endpoint())
+                    .field("topic", o.kvEvents().topic())
+                    .field("events", e.eventsAccepted())
+                    .field("batches", e.batchesAccepted())
+                    .field("sent", e.batchesSent())
+                    .field("dropped", e.batchesDropped()));
+        }
         if (report.verify() != null) {
             Verifier.Result v = report.verify();
             summary.field("verify", new JsonWriter()
@@ -185,6 +233,7 @@ final class ReportPrinter {
                 .field("preemptions", r.preemptions())
                 .field("deferrals", r.deferrals())
                 .field("ttft_ms_mean", r.meanTtftMillis())
+                .field("ttft_from_arrival_ms_mean", r.meanLatencyMillis())
                 .field("prefill_s", r.prefillNanos() / 1e9)
                 .field("decode_tokens_per_s", r.decodeTokensPerSecond())
                 .field("wall_s", r.wallNanos() / 1e9);

@@ -1,5 +1,6 @@
 package io.pagedkv.replay;
 
+import io.pagedkv.KvEventPublisher;
 import io.pagedkv.PagedKvCache;
 import java.util.Arrays;
 import java.util.List;
@@ -23,22 +24,53 @@ public final class Replay {
     }
 
     /**
-     * @param cache     how caches are built
-     * @param batch     requests served at once (continuous batching)
-     * @param sampling  how tokens are chosen
-     * @param model     the model's shape and seed
-     * @param mode      which runs to make
-     * @param verify    recompute every request without reuse and compare logits
-     * @param tolerance bound on |logit difference| for verify; NaN = the KV dtype's default
+     * Where the run with reuse publishes its KV events (vLLM's ZeroMQ wire format).
+     *
+     * @param endpoint       PUB socket, e.g. {@code tcp://*:5557}
+     * @param replayEndpoint ROUTER replay socket, or null
+     * @param topic          first frame of every message
+     */
+    public record KvEventsOptions(String endpoint, String replayEndpoint, String topic) {
+        /** The topic when none is given. */
+        public static final String DEFAULT_TOPIC = "kv@pagedkv";
+
+        public KvEventsOptions {
+            Objects.requireNonNull(endpoint);
+            Objects.requireNonNull(topic);
+        }
+    }
+
+    /**
+     * @param cache      how caches are built
+     * @param batch      requests served at once (continuous batching)
+     * @param sampling   how tokens are chosen
+     * @param model      the model's shape and seed
+     * @param mode       which runs to make
+     * @param verify     recompute every request without reuse and compare logits
+     * @param tolerance  bound on |logit difference| for verify; NaN = the KV dtype's default
+     * @param schedule   which waiting request joins next; with LPM and reuse, an FCFS run with reuse
+     *                   is made too, for the comparison
+     * @param agingBound LPM: later requests admitted ahead of a waiting one before it goes regardless
+     * @param kvEvents   where the first run with reuse publishes its KV events, or null
      */
     public record Options(CacheOptions cache, int batch, SamplingOptions sampling, ModelConfig model, Mode mode,
-                          boolean verify, double tolerance) {
+                          boolean verify, double tolerance, SchedulePolicy schedule, int agingBound,
+                          KvEventsOptions kvEvents) {
         public Options {
             Objects.requireNonNull(cache);
             Objects.requireNonNull(sampling);
             Objects.requireNonNull(model);
             Objects.requireNonNull(mode);
+            Objects.requireNonNull(schedule);
             if (batch < 1) throw new IllegalArgumentException("batch must be >= 1");
+            if (agingBound < 0) throw new IllegalArgumentException("agingBound must be >= 0");
+        }
+
+        /** FCFS, no events. */
+        public Options(CacheOptions cache, int batch, SamplingOptions sampling, ModelConfig model, Mode mode,
+                       boolean verify, double tolerance) {
+            this(cache, batch, sampling, model, mode, verify, tolerance, SchedulePolicy.FCFS,
+                    Scheduler.DEFAULT_AGING_BOUND, null);
         }
 
         public double effectiveTolerance() {
@@ -52,12 +84,14 @@ public final class Replay {
      * @param workload name of the workload
      * @param requests the requests
      * @param options  the options
-     * @param reuse    the run with reuse, or null
+     * @param reuse    the run with reuse (under the chosen schedule), or null
      * @param noReuse  the run without reuse, or null
      * @param verify   the verification, or null
+     * @param fcfs     with an LPM schedule: the same run with reuse in FCFS order, or null
+     * @param events   what the KV-event publisher of the run with reuse did, or null
      */
     public record Report(String workload, List<Request> requests, Options options, RunResult reuse, RunResult noReuse,
-                         Verifier.Result verify) {
+                         Verifier.Result verify, RunResult fcfs, KvEventPublisher.Stats events) {
         /** The run reported per request: with reuse when made, else without. */
         public RunResult primary() {
             return reuse != null ? reuse : noReuse;
@@ -111,13 +145,20 @@ public final class Replay {
         TinyLlama model = new TinyLlama(options.model());
         warmUp(model, options.cache());
         boolean verify = options.verify();
+        boolean lpm = options.schedule() == SchedulePolicy.LPM;
         RunResult reuse = null;
         RunResult noReuse = null;
+        RunResult fcfs = null;
+        KvEventPublisher.Stats[] events = {null};
         if (options.mode() != Mode.NO_REUSE_ONLY) {
-            reuse = runOnce(model, options, sampler, requests, true, verify, "reuse on", listener);
+            reuse = runOnce(model, options, sampler, requests, true, options.schedule(), verify,
+                    lpm ? "reuse on, lpm" : "reuse on", listener, events);
+            if (lpm) fcfs = runOnce(model, options, sampler, requests, true, SchedulePolicy.FCFS, false,
+                    "reuse on, fcfs", listener, null);
         }
         if (options.mode() != Mode.REUSE_ONLY) {
-            noReuse = runOnce(model, options, sampler, requests, false, verify && reuse == null, "reuse off", listener);
+            noReuse = runOnce(model, options, sampler, requests, false, SchedulePolicy.FCFS, verify && reuse == null,
+                    "reuse off", listener, null);
         }
         Verifier.Result check = null;
         if (verify) {
@@ -129,19 +170,32 @@ public final class Replay {
             }
             phaseDone(listener);
         }
-        return new Report(workload, requests, options, reuse, noReuse, check);
+        return new Report(workload, requests, options, reuse, noReuse, check, fcfs, events[0]);
     }
 
+    /** One run; with {@code events} non-null and KV events asked for, publishes them and keeps the stats. */
     private static RunResult runOnce(TinyLlama model, Options options, Sampler sampler, List<Request> requests,
-                                     boolean reuse, boolean record, String name, Listener listener) {
+                                     boolean reuse, SchedulePolicy schedule, boolean record, String name,
+                                     Listener listener, KvEventPublisher.Stats[] events) {
         phase(listener, name);
-        try (PagedKvCache cache = options.cache().build(options.model(), reuse)) {
-            return new Scheduler(model, cache, sampler, options.batch(), record, progressOf(listener))
+        KvEventsOptions publish = events == null ? null : options.kvEvents();
+        try (PagedKvCache cache = options.cache().build(options.model(), reuse);
+             KvEventPublisher publisher = publish == null ? null : publisher(publish, cache)) {
+            RunResult result = new Scheduler(model, cache, sampler, options.batch(), record, progressOf(listener))
                     .deferToShare(reuse)
+                    .schedule(schedule, options.agingBound())
                     .run(requests);
+            if (publisher != null) events[0] = publisher.stats();
+            return result;
         } finally {
             phaseDone(listener);
         }
+    }
+
+    private static KvEventPublisher publisher(KvEventsOptions o, PagedKvCache cache) {
+        KvEventPublisher.Builder builder = KvEventPublisher.builder(o.endpoint()).topic(o.topic());
+        if (o.replayEndpoint() != null) builder.replayEndpoint(o.replayEndpoint());
+        return builder.start(cache);
     }
 
     /**

@@ -12,8 +12,19 @@ import java.util.List;
  *                     when it generates nothing
  * @param logits       the logits each generated token was chosen from, when the run records them
  *                     (for verification); empty otherwise
+ * @param queuedNanos  from the start of the run (every request arrives then) to its admission
  */
-public record RequestResult(Request request, long cachedTokens, int[] generated, long ttftNanos, List<float[]> logits) {
+public record RequestResult(Request request, long cachedTokens, int[] generated, long ttftNanos, List<float[]> logits,
+                            long queuedNanos) {
+    public RequestResult(Request request, long cachedTokens, int[] generated, long ttftNanos, List<float[]> logits) {
+        this(request, cachedTokens, generated, ttftNanos, logits, 0);
+    }
+
+    /** From arrival (the start of the run) to its first token: the queue plus {@link #ttftNanos()}. */
+    public long latencyNanos() {
+        return queuedNanos + ttftNanos;
+    }
+
     public int promptTokens() {
         return request.prompt().length;
     }

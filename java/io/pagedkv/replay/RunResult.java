@@ -17,10 +17,17 @@ import java.util.List;
  * @param cascadeSteps   steps that used the shared-prefix (cascade) kernel
  * @param preemptions    requests sent back to the queue for lack of pages
  * @param deferrals      times a request waited a step to reuse a co-joining request's prefix
+ * @param schedule       the admission policy of the run
+ * @param admissionOrder workload indices of the requests in the order they were first admitted
  */
 public record RunResult(List<RequestResult> requests, CacheStats stats, long wallNanos,
                         long prefillNanos, long decodeNanos, long decodeTokens, int peakPagesInUse, long steps,
-                        long cascadeSteps, long preemptions, long deferrals) {
+                        long cascadeSteps, long preemptions, long deferrals, SchedulePolicy schedule,
+                        List<Integer> admissionOrder) {
+    public RunResult {
+        admissionOrder = List.copyOf(admissionOrder);
+    }
+
     public long promptTokens() {
         return requests.stream().mapToLong(RequestResult::promptTokens).sum();
     }
@@ -46,6 +53,23 @@ public record RunResult(List<RequestResult> requests, CacheStats stats, long wal
     /** Mean time to first token in milliseconds. */
     public double meanTtftMillis() {
         return requests.stream().mapToLong(RequestResult::ttftNanos).average().orElse(0) / 1e6;
+    }
+
+    /** Mean time from arrival (the start of the run) to the first token, queue included, in milliseconds. */
+    public double meanLatencyMillis() {
+        return requests.stream().mapToLong(RequestResult::latencyNanos).average().orElse(0) / 1e6;
+    }
+
+    /** Most later-arriving requests admitted ahead of any one request (what the aging bound caps). */
+    public int maxBypassed() {
+        int worst = 0;
+        for (int i = 0; i < admissionOrder.size(); i++) {
+            int index = admissionOrder.get(i);
+            int ahead = 0;
+            for (int j = 0; j < i; j++) if (admissionOrder.get(j) > index) ahead++;
+            worst = Math.max(worst, ahead);
+        }
+        return worst;
     }
 
     /** Decode throughput: tokens of decode steps per second of decode steps. */

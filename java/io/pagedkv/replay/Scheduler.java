@@ -33,6 +33,9 @@ import java.util.List;
  * running ones, so appends do not run out of pages; if one still does, the most recently admitted
  * other request is preempted (released and queued again, to be recomputed — mostly from the cache).
  *
+ * <p>Which waiting request joins next is the {@link SchedulePolicy}: file order (FCFS, the default)
+ * or the longest prefix cached now (LPM), with an aging bound so that no request waits forever.
+ *
  * <p>Not thread-safe: one run at a time, on one thread.
  */
 public final class Scheduler {
@@ -43,6 +46,8 @@ public final class Scheduler {
 
     /** Positions a request must gain from waiting one step for a co-joining request's prefix. */
     static final int DEFER_MIN_GAIN = 16;
+    /** Later requests admitted ahead of a waiting one before LPM admits it regardless (default). */
+    public static final int DEFAULT_AGING_BOUND = 8;
 
     private final TinyLlama model;
     private final PagedKvCache cache;
@@ -53,6 +58,10 @@ public final class Scheduler {
 
     private boolean reservePages = true;
     private boolean deferToShare = true;
+    private SchedulePolicy schedule = SchedulePolicy.FCFS;
+    private int agingBound = DEFAULT_AGING_BOUND;
+    private final List<Integer> admissionOrder = new ArrayList<>();
+    private long runStart;
     private boolean ran;
     private final Deque<Slot> pending = new ArrayDeque<>();
     private final List<Slot> active = new ArrayList<>();
@@ -94,6 +103,17 @@ public final class Scheduler {
     }
 
     /**
+     * Which waiting request joins next (default FCFS); for LPM, how many later requests may be
+     * admitted ahead of a waiting one before it is admitted regardless ({@code agingBound >= 0}).
+     */
+    public Scheduler schedule(SchedulePolicy policy, int agingBound) {
+        if (agingBound < 0) throw new IllegalArgumentException("agingBound must be >= 0, got " + agingBound);
+        this.schedule = java.util.Objects.requireNonNull(policy, "policy");
+        this.agingBound = agingBound;
+        return this;
+    }
+
+    /**
      * Admits requests whenever their prompt fits now, without reserving pages for their output
      * (as vLLM does), so decode steps may run out of pages and preempt. For tests of preemption.
      */
@@ -111,6 +131,8 @@ public final class Scheduler {
         int generated;
         long cached;
         long admittedAt;
+        long queuedNanos = -1;  // first admission - run start
+        int bypassed;           // later requests admitted ahead of this one while it waited
         long ttftNanos = -1;
         List<float[]> logits;
         SplitMix64 rng;
@@ -142,6 +164,7 @@ public final class Scheduler {
         for (int i = 0; i < requests.size(); i++) slots.add(new Slot(i, requests.get(i)));
         pending.addAll(slots);
         long start = System.nanoTime();
+        runStart = start;
         try (PagedAttention attention = new PagedAttention(cache, model.config())) {
             while (!pending.isEmpty() || !active.isEmpty()) {
                 List<Slot> joined = admit();
@@ -163,7 +186,7 @@ public final class Scheduler {
         List<RequestResult> results = slots.stream().map(s -> s.result).toList();
         CacheStats stats = cache.stats();
         return new RunResult(results, stats, wall, prefillNanos, decodeNanos, decodeTokens,
-                peakPagesInUse, steps, cascadeSteps, preemptions, deferrals);
+                peakPagesInUse, steps, cascadeSteps, preemptions, deferrals, schedule, admissionOrder);
     }
 
     /** Pages a request can ever hold: its prompt and every generated token but the last. */
@@ -176,7 +199,7 @@ public final class Scheduler {
         long reserved = 0;
         for (Slot s : active) reserved += pagesFor(s.request);
         while (active.size() + joined.size() < maxBatch && !pending.isEmpty()) {
-            Slot s = pending.peekFirst();
+            Slot s = next();
             boolean alone = active.isEmpty() && joined.isEmpty();
             long need = pagesFor(s.request);
             if (!alone && reservePages && reserved + need > pagesTotal) break;
@@ -193,8 +216,12 @@ public final class Scheduler {
                 deferrals++;
                 break;
             }
-            pending.pollFirst();
+            take(s);
             s.admittedAt = System.nanoTime();
+            if (s.queuedNanos < 0) {
+                s.queuedNanos = s.admittedAt - runStart;
+                admissionOrder.add(s.index);
+            }
             s.cached = cached;
             s.tokens = new IntList(s.request.prompt());
             s.generated = 0;
@@ -205,6 +232,33 @@ public final class Scheduler {
             joined.add(s);
         }
         return joined;
+    }
+
+    /**
+     * The waiting request to admit next: the first in file order (FCFS), or (LPM) the one with the
+     * longest prefix cached now, unless a request has been bypassed agingBound times: then the
+     * oldest such one. Preempted requests wait at the front, so FCFS retries them first.
+     */
+    private Slot next() {
+        if (schedule == SchedulePolicy.FCFS) return pending.peekFirst();
+        Slot best = null;
+        long bestMatch = -1;
+        for (Slot s : pending) {
+            if (s.bypassed >= agingBound) return s; // aged: its turn, whatever it would reuse
+            long match = cache.matchLength(s.request.prompt(), s.request.salt());
+            if (match > bestMatch) {
+                best = s;
+                bestMatch = match;
+            }
+        }
+        return best;
+    }
+
+    /** Removes `s` from the waiting requests; every earlier-arriving one still waiting was bypassed. */
+    private void take(Slot s) {
+        pending.remove(s);
+        if (s.queuedNanos >= 0) return; // a preempted request coming back bypasses no one
+        for (Slot waiting : pending) if (waiting.index < s.index && waiting.queuedNanos < 0) waiting.bypassed++;
     }
 
     /** Longest prompt prefix r shares with a request joining in this step under the same salt. */
@@ -349,7 +403,8 @@ public final class Scheduler {
             Slot s = it.next();
             if (!s.done()) continue;
             int[] generated = s.tokens.toArray(s.request.prompt().length, s.tokens.size());
-            s.result = new RequestResult(s.request, s.cached, generated, s.ttftNanos, List.copyOf(s.logits));
+            s.result = new RequestResult(s.request, s.cached, generated, s.ttftNanos, List.copyOf(s.logits),
+                    s.queuedNanos);
             s.seq.close();
             s.seq = null;
             s.tokens = null;

@@ -80,6 +80,9 @@ class CliTest {
             "two files        | replay a.jsonl b.jsonl     | at most one trace file",
             "unknown command  | frobnicate                 | unknown command 'frobnicate'",
             "missing file     | replay /nonexistent.jsonl  | /nonexistent.jsonl: cannot read",
+            "bad schedule     | replay --schedule sjf      | --schedule must be fcfs or lpm",
+            "topic alone      | replay --kv-events-topic t | --kv-events-topic needs --kv-events",
+            "three endpoints  | replay --kv-events a,b,c   | --kv-events takes ENDPOINT or ENDPOINT,REPLAY_ENDPOINT",
     })
     void badUsageExitsWith2(String name, String args, String expected) {
         Outcome o = cli(args.trim().split("\\s+"));
