@@ -10,6 +10,13 @@ namespace {
 // that the delivery loop it runs inside picks up, instead of waiting for itself.
 thread_local const EventLog* delivering = nullptr;
 
+// Makes room for `extra` more elements, growing geometrically (a plain reserve(size + extra) would
+// reallocate on every event once the capacity is reached).
+template <class Vector>
+void make_room(Vector& v, size_t extra) {
+    if (v.size() + extra > v.capacity()) v.reserve(std::max(v.size() + extra, 2 * v.capacity()));
+}
+
 // The batch timestamp (vLLM's time.time()). The coarse clock (a few milliseconds of resolution)
 // costs a few nanoseconds where the precise one costs tens, on every call that closes a batch.
 double now_seconds() {
@@ -80,10 +87,10 @@ void EventLog::full_inserted(int32_t page) noexcept {
     // vLLM reports a request's new blocks.
     bool extends = !batch.records.empty() && batch.records.back().type == PAGEDKV_EVENT_BLOCK_STORED &&
                    has_parent && batch.hashes.back() == parent;
-    try {
-        batch.hashes.reserve(batch.hashes.size() + 1);
-        batch.tokens.reserve(batch.tokens.size() + size_t(page_size_));
-        batch.records.reserve(batch.records.size() + 1);
+    try {  // all room first, so nothing below can fail half-way
+        make_room(batch.hashes, 1);
+        make_room(batch.tokens, size_t(page_size_));
+        make_room(batch.records, 1);
     } catch (...) {
         return;  // out of host memory: the event is lost, the index change goes on
     }
@@ -102,8 +109,8 @@ void EventLog::full_removing(int32_t page) noexcept {
     Batch& batch = *current_;
     bool extends = !batch.records.empty() && batch.records.back().type == PAGEDKV_EVENT_BLOCK_REMOVED;
     try {
-        batch.hashes.reserve(batch.hashes.size() + 1);
-        batch.records.reserve(batch.records.size() + 1);
+        make_room(batch.hashes, 1);
+        make_room(batch.records, 1);
     } catch (...) {
         return;
     }

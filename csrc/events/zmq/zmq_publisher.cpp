@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -32,48 +33,49 @@ constexpr int kPollMs = 1;
 constexpr int kAwakePolls = 50;
 constexpr auto kShutdownTimeout = std::chrono::seconds(1);  // as vLLM's SHUTDOWN_TIMEOUT
 
-// A batch the publisher owns: the events, with their arrays pointing into this object.
+// A batch the publisher owns: the events and their arrays in one allocation (the copy is what the
+// cache's caller pays per batch), the events' pointers into it.
 struct OwnedBatch {
     int64_t seq = 0;
     double timestamp = 0;
-    std::vector<pagedkv_block_event> events;
-    std::vector<int64_t> hashes;
-    std::vector<int32_t> tokens;
-    std::string payload;  // encoded by the sending thread, once
+    int32_t num_events = 0;
+    std::unique_ptr<unsigned char[]> storage;  // events, then hashes, then token ids
+    std::string payload;                      // encoded by the sending thread, once
 
-    explicit OwnedBatch(const pagedkv_event_batch& batch) : timestamp(batch.timestamp) {
+    explicit OwnedBatch(const pagedkv_event_batch& batch) : timestamp(batch.timestamp), num_events(batch.num_events) {
         const auto* bytes = reinterpret_cast<const unsigned char*>(batch.events);
+        auto source = [&](int32_t i) -> const pagedkv_block_event& {
+            return *reinterpret_cast<const pagedkv_block_event*>(bytes + int64_t(i) * batch.event_stride);
+        };
         size_t num_hashes = 0, num_tokens = 0;
-        for (int32_t i = 0; i < batch.num_events; ++i) {
-            const auto& e = *reinterpret_cast<const pagedkv_block_event*>(bytes + int64_t(i) * batch.event_stride);
-            num_hashes += size_t(e.num_blocks);
-            num_tokens += size_t(e.num_token_ids);
+        for (int32_t i = 0; i < num_events; ++i) {
+            num_hashes += size_t(source(i).num_blocks);
+            num_tokens += size_t(source(i).num_token_ids);
         }
-        hashes.reserve(num_hashes);  // so the pointers taken below stay valid
-        tokens.reserve(num_tokens);
-        events.reserve(size_t(batch.num_events));
-        for (int32_t i = 0; i < batch.num_events; ++i) {
-            pagedkv_block_event e = *reinterpret_cast<const pagedkv_block_event*>(bytes + int64_t(i) * batch.event_stride);
-            if (e.num_blocks > 0) {
-                hashes.insert(hashes.end(), e.block_hashes, e.block_hashes + e.num_blocks);
-                e.block_hashes = hashes.data() + hashes.size() - e.num_blocks;
-            }
-            if (e.num_token_ids > 0) {
-                tokens.insert(tokens.end(), e.token_ids, e.token_ids + e.num_token_ids);
-                e.token_ids = tokens.data() + tokens.size() - e.num_token_ids;
-            }
-            events.push_back(e);
+        size_t events_bytes = size_t(num_events) * sizeof(pagedkv_block_event);
+        storage.reset(new unsigned char[events_bytes + num_hashes * sizeof(int64_t) + num_tokens * sizeof(int32_t)]);
+        auto* events = reinterpret_cast<pagedkv_block_event*>(storage.get());
+        auto* hashes = reinterpret_cast<int64_t*>(storage.get() + events_bytes);
+        auto* tokens = reinterpret_cast<int32_t*>(hashes + num_hashes);
+        for (int32_t i = 0; i < num_events; ++i) {
+            pagedkv_block_event e = source(i);
+            if (e.num_blocks > 0) e.block_hashes = static_cast<int64_t*>(std::memcpy(hashes, e.block_hashes, sizeof(int64_t) * size_t(e.num_blocks)));
+            if (e.num_token_ids > 0) e.token_ids = static_cast<int32_t*>(std::memcpy(tokens, e.token_ids, sizeof(int32_t) * size_t(e.num_token_ids)));
+            hashes += e.num_blocks;
+            tokens += e.num_token_ids;
+            e.struct_size = sizeof(e);
+            events[i] = e;
         }
     }
 
     pagedkv_event_batch view() const {
         pagedkv_event_batch batch{};
         batch.struct_size = sizeof(batch);
-        batch.num_events = int32_t(events.size());
+        batch.num_events = num_events;
         batch.seq = seq;
         batch.timestamp = timestamp;
         batch.event_stride = int32_t(sizeof(pagedkv_block_event));
-        batch.events = events.data();
+        batch.events = reinterpret_cast<const pagedkv_block_event*>(storage.get());
         return batch;
     }
 };

@@ -165,6 +165,8 @@ final class ReplayCommand {
                 seed, disallowed);
 
         Replay.Mode mode = args.flag("no-reuse") ? Replay.Mode.NO_REUSE_ONLY : Replay.Mode.COMPARE;
+        if (mode == Replay.Mode.NO_REUSE_ONLY && args.has("kv-events"))
+            throw new UsageException("--kv-events publishes the run with reuse; --no-reuse makes none");
         double tolerance = args.doubleValue("tolerance", Double.NaN);
         if (args.has("tolerance") && tolerance < 0) throw new UsageException("--tolerance must be >= 0");
         SchedulePolicy schedule = switch (lower(args.value("schedule"), "fcfs")) {

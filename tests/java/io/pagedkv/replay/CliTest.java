@@ -83,6 +83,7 @@ class CliTest {
             "bad schedule     | replay --schedule sjf      | --schedule must be fcfs or lpm",
             "topic alone      | replay --kv-events-topic t | --kv-events-topic needs --kv-events",
             "three endpoints  | replay --kv-events a,b,c   | --kv-events takes ENDPOINT or ENDPOINT,REPLAY_ENDPOINT",
+            "events, no reuse | replay --no-reuse --kv-events ipc:///tmp/x | --no-reuse makes none",
     })
     void badUsageExitsWith2(String name, String args, String expected) {
         Outcome o = cli(args.trim().split("\\s+"));
