@@ -11,52 +11,14 @@
 #include <random>
 #include <vector>
 
+#include "bench_cache_util.h"
 #include "pagedkv.h"
 #include "pool/page_pool.h"
 #include "prefix/prefix_trie.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-void require(int32_t status, const char* what) {
-    if (status == PAGEDKV_OK) return;
-    std::fprintf(stderr, "%s failed: %s\n", what, pagedkv_last_error());
-    std::exit(1);
-}
-
-pagedkv_cache* make_cache(int32_t num_pages) {
-    pagedkv_cache_config config{};
-    config.struct_size = sizeof(config);
-    config.num_layers = 1;
-    config.num_kv_heads = 1;
-    config.head_dim = 64;
-    config.page_size = 16;
-    config.num_pages = num_pages;
-    config.kv_dtype = PAGEDKV_DTYPE_F16;
-    config.device_type = PAGEDKV_DEVICE_CPU;
-    config.vocab_size = 128000;
-    pagedkv_cache* cache = nullptr;
-    require(pagedkv_cache_create(&config, &cache), "cache_create");
-    return cache;
-}
-
-std::vector<int32_t> random_tokens(std::mt19937_64& rng, size_t count) {
-    std::vector<int32_t> tokens(count);
-    for (auto& t : tokens) t = int32_t(rng() % 128000);
-    return tokens;
-}
-
-int64_t create(pagedkv_cache* cache, const std::vector<int32_t>& prompt, int64_t* cached = nullptr) {
-    int64_t id = 0;
-    require(pagedkv_sequence_create(cache, prompt.data(), int64_t(prompt.size()), nullptr, 0, &id, cached),
-            "sequence_create");
-    return id;
-}
+using namespace bench;
 
 // Median of `runs` timings of `body`, in seconds.
 template <class Body>
