@@ -152,15 +152,20 @@ PageManager::PromptPages PageManager::match_prompt(int32_t root, const int32_t* 
 
 // ---- copies -----------------------------------------------------------------------------------
 
-void PageManager::copy_on_write(Sequence& s, int64_t index, int32_t tokens) {
-    int32_t old_page = s.block_table[size_t(index)];
-    int32_t page = allocate();
+int32_t PageManager::fresh_copy(int32_t page, int32_t tokens) {
+    int32_t copy = allocate();
     try {
-        copy_run(old_page, page, tokens);
+        copy_run(page, copy, tokens);
     } catch (...) {
-        release(page);
+        release(copy);
         throw;
     }
+    return copy;
+}
+
+void PageManager::copy_on_write(Sequence& s, int64_t index, int32_t tokens) {
+    int32_t old_page = s.block_table[size_t(index)];
+    int32_t page = fresh_copy(old_page, tokens);
     // The copy holds our computed run of this page: it donates it, so the run stays known
     // even if the page we leave is later shortened or evicted.
     int64_t computed_here = s.num_computed - index * page_size_;
@@ -173,13 +178,7 @@ void PageManager::copy_on_write(Sequence& s, int64_t index, int32_t tokens) {
 }
 
 int32_t PageManager::copy_for_fork(const Sequence& child, int64_t index, int32_t page, int32_t tokens) {
-    int32_t copy = allocate();
-    try {
-        copy_run(page, copy, tokens);
-    } catch (...) {
-        release(copy);
-        throw;
-    }
+    int32_t copy = fresh_copy(page, tokens);
     if (reuse_)
         trie_.set_partial(copy, parent_node(child, index), child.tokens.data() + index * page_size_, tokens);
     ++cow_copies_;

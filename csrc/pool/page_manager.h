@@ -101,6 +101,8 @@ private:
     // matched_, the best partial run returned. Reads the index only.
     PrefixTrie::PartialHit walk_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens);
     void copy_run(int32_t src, int32_t dst, int32_t tokens);
+    // A newly allocated page holding the first `tokens` positions of `page` (nothing held on failure).
+    int32_t fresh_copy(int32_t page, int32_t tokens);
     void index_full_page(Sequence& s, int64_t index);
     void index_partial_page(Sequence& s, int64_t index, int32_t valid);
 
