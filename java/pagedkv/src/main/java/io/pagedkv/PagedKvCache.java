@@ -136,6 +136,14 @@ public final class PagedKvCache implements AutoCloseable {
         return (v / 10000) + "." + (v / 100 % 100) + "." + (v % 100);
     }
 
+    /**
+     * Where the native library was loaded from: a file path, {@code "java.library.path"}, or
+     * {@code "jar:/<platform>/libpagedkv.so"} for the copy packaged in this jar (for diagnostics).
+     */
+    public static String libraryLocation() {
+        return NativeLibrary.loadedFrom();
+    }
+
     /** What the loaded library can run on this machine; always contains {@link Backend#CPU}. */
     public static Set<Backend> backends() {
         try (Arena scratch = Arena.ofConfined()) {

@@ -4,7 +4,6 @@ import io.pagedkv.Backend;
 import io.pagedkv.Device;
 import io.pagedkv.PagedKvCache;
 import io.pagedkv.PagedKvException;
-import io.pagedkv.internal.NativeLibrary;
 import java.io.PrintStream;
 import java.util.Locale;
 import java.util.Set;
@@ -32,7 +31,7 @@ final class InfoCommand {
             }
             if (!a.equals("--debug")) throw new UsageException("info takes no arguments, got '" + a + "'");
         }
-        out.println("pagedkv " + PagedKvCache.versionString() + " (library: " + NativeLibrary.loadedFrom() + ")");
+        out.println("pagedkv " + PagedKvCache.versionString() + " (library: " + PagedKvCache.libraryLocation() + ")");
         Set<Backend> backends = PagedKvCache.backends();
         out.println("backends: " + backends.stream().map(b -> b.name().toLowerCase(Locale.ROOT).replace('_', '-'))
                 .collect(Collectors.joining(", ")));

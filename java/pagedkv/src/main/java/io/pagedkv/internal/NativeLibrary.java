@@ -87,8 +87,8 @@ public final class NativeLibrary {
         StringBuilder message = new StringBuilder("could not load the pagedkv native library; tried:");
         for (String place : tried) message.append("\n  - ").append(place);
         message.append("\nFix: build it (mvn package) or pass -D").append(PATH_PROPERTY)
-                .append("=/path/to/libpagedkv.so, and run Java with --enable-native-access=ALL-UNNAMED")
-                .append(" (or the name of the module using pagedkv).");
+                .append("=/path/to/libpagedkv.so, and run Java with --enable-native-access=io.pagedkv")
+                .append(" (--enable-native-access=ALL-UNNAMED when pagedkv is on the class path).");
         UnsatisfiedLinkError error = new UnsatisfiedLinkError(message.toString());
         if (cause != null) error.initCause(cause);
         return error;
