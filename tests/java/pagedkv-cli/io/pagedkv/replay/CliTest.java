@@ -2,22 +2,22 @@ package io.pagedkv.replay;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.pagedkv.PagedKvCache;
 import io.pagedkv.cli.Main;
+import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintStream;
-import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -28,14 +28,28 @@ class CliTest {
     @TempDir
     Path dir;
 
+    /** Jackson's databind reads the output: a reader independent of the streaming writer that wrote it. */
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     private record Outcome(int status, String out, String err) {}
 
     private static Outcome cli(String... args) {
+        return cliWithInput(new byte[0], args);
+    }
+
+    private static Outcome cliWithInput(byte[] stdin, String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int status = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
+        InputStream in = new ByteArrayInputStream(stdin);
+        int status = Main.run(args, in, new PrintStream(out, true, StandardCharsets.UTF_8),
                 new PrintStream(err, true, StandardCharsets.UTF_8), false);
         return new Outcome(status, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    private static List<JsonNode> jsonLines(String out) throws IOException {
+        List<JsonNode> lines = new ArrayList<>();
+        for (String line : out.strip().split("\n")) lines.add(JSON.readTree(line));
+        return lines;
     }
 
     private Path trace(String content) throws IOException {
@@ -46,9 +60,10 @@ class CliTest {
 
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', value = {
-            "malformed line  | {\"tokens\": [1, 2]                      | trace.jsonl:2: malformed JSON",
-            "unknown key     | {\"tokens\": [1], \"prompt\": \"x\"}     | trace.jsonl:2: unknown key \"prompt\"",
-            "outside vocab   | {\"tokens\": [1, 300]}                   | trace.jsonl:2: token 300 at \"tokens\"[1] is outside the vocabulary [0, 259)",
+            "malformed line  | {\"tokens\": [1, 2]                      | trace.jsonl:2:18: malformed JSON: Unexpected end-of-input",
+            "unknown key     | {\"tokens\": [1], \"prompt\": \"x\"}     | trace.jsonl:2:17: unknown key \"prompt\" (allowed: id, tokens,",
+            "outside vocab   | {\"tokens\": [1, 300]}                   | trace.jsonl:2:16: token 300 at \"tokens\"[1] is outside the vocabulary [0, 259)",
+            "max_new range   | {\"tokens\": [1], \"max_new_tokens\": 9999999999} | trace.jsonl:2:35: \"max_new_tokens\" is out of range: 9999999999 is not in [0, 1048576]",
             "too long        | {\"id\": \"big\", \"text\": \"%LONG%\"}  | trace.jsonl:2: request \"big\" is longer than the cache can ever hold",
     })
     void badInputNamesTheLineAndExitsWith2WithoutAStackTrace(String name, String line, String expected) throws IOException {
@@ -71,16 +86,29 @@ class CliTest {
 
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', value = {
-            "unknown option   | replay --frobnicate        | unknown option --frobnicate",
-            "missing value    | replay --batch             | --batch needs a value",
-            "bad number       | replay --batch two         | --batch needs an integer",
-            "bad dtype        | replay --kv-dtype fp8      | --kv-dtype must be f32, f16 or bf16",
-            "bad device       | replay --device tpu        | --device must be cpu, cuda or cuda:N",
+            "unknown option   | replay --frobnicate        | Unknown option: '--frobnicate'",
+            "missing value    | replay --batch             | Missing required parameter for option '--batch' (N)",
+            "bad number       | replay --batch two         | --batch needs an integer, got 'two'",
+            "batch too large  | replay --batch 5000        | --batch 5000 is out of range [1, 4096]",
+            "pages past int   | replay --pages 99999999999 | --pages 99999999999 is out of range (at most 2147483647)",
+            "negative pages   | replay --pages 0           | --pages 0 is out of range [1, 2147483647]",
+            "page size        | replay --page-size=0       | --page-size 0 is out of range [1, 4096]",
+            "max-new-tokens   | replay --max-new-tokens -1 | --max-new-tokens -1 is out of range [0, 1048576]",
+            "aging bound      | replay --aging-bound -3    | --aging-bound -3 is out of range [0, 2147483647]",
+            "bad seed         | replay --seed 1.5          | --seed needs an integer, got '1.5'",
+            "top-p range      | replay --top-p 1.5         | --top-p must be in (0, 1], got 1.5",
+            "temperature      | replay --temperature -1    | --temperature must be >= 0, got -1",
+            "not a number     | replay --temperature hot   | --temperature needs a number, got 'hot'",
+            "bad dtype        | replay --kv-dtype fp8      | --kv-dtype must be f32, f16 or bf16, got 'fp8'",
+            "bad device       | replay --device tpu        | --device must be cpu, cuda or cuda:N, got 'tpu'",
             "bad disallow     | replay --disallow 999      | --disallow: token 999 is outside the vocabulary",
-            "two files        | replay a.jsonl b.jsonl     | at most one trace file",
-            "unknown command  | frobnicate                 | unknown command 'frobnicate'",
-            "missing file     | replay /nonexistent.jsonl  | /nonexistent.jsonl: cannot read",
-            "bad schedule     | replay --schedule sjf      | --schedule must be fcfs or lpm",
+            "disallow syntax  | replay --disallow 1,x      | --disallow needs an integer, got 'x'",
+            "two files        | replay a.jsonl b.jsonl     | replay takes at most one trace file, got [a.jsonl, b.jsonl]",
+            "unknown command  | frobnicate                 | unknown command 'frobnicate' (commands: replay, info, help)",
+            "info arguments   | info extra                 | Unmatched argument at index 1: 'extra'",
+            "missing file     | replay /nonexistent.jsonl  | /nonexistent.jsonl: no such file",
+            "a directory      | replay examples            | examples: is a directory, not a JSONL file",
+            "bad schedule     | replay --schedule sjf      | --schedule must be fcfs or lpm, got 'sjf'",
             "topic alone      | replay --kv-events-topic t | --kv-events-topic needs --kv-events",
             "three endpoints  | replay --kv-events a,b,c   | --kv-events takes ENDPOINT or ENDPOINT,REPLAY_ENDPOINT",
             "events, no reuse | replay --no-reuse --kv-events ipc:///tmp/x | --no-reuse makes none",
@@ -88,16 +116,85 @@ class CliTest {
     void badUsageExitsWith2(String name, String args, String expected) {
         Outcome o = cli(args.trim().split("\\s+"));
         assertEquals(2, o.status(), o.err());
+        assertTrue(o.err().startsWith("pagedkv: "), o.err());
         assertTrue(o.err().contains(expected), o.err());
         assertFalse(o.err().contains("\tat "), o.err());
+        assertEquals("", o.out());
+    }
+
+    @Test
+    void unknownOptionsGetSuggestionsAndThePointerToHelp() {
+        Outcome o = cli("replay", "--kv-event", "tcp://*:5557");
+        assertEquals(2, o.status(), o.err());
+        assertTrue(o.err().contains("--kv-events"), "picocli suggests the option meant: " + o.err());
+        assertTrue(o.err().contains("Try 'pagedkv replay --help'."), o.err());
+    }
+
+    @Test
+    void theLastValueOfARepeatedOptionWinsAndDisallowAccumulates() throws IOException {
+        Path file = trace("{\"text\": \"abcdefgh\", \"max_new_tokens\": 2}\n");
+        Outcome o = cli("replay", "--json", "--batch", "3", "--batch", "1", "--disallow", "1,2", "--disallow", "3", file.toString());
+        assertEquals(0, o.status(), o.err());
+        JsonNode summary = jsonLines(o.out()).getLast();
+        assertEquals(1, summary.get("config").get("batch").asInt());
+        assertTrue(summary.get("config").get("sampling").asText().contains("disallowed [1, 2, 3]"), summary.toString());
+    }
+
+    @Test
+    void dashReadsTheTraceFromStandardInput() throws IOException {
+        byte[] trace = "{\"id\": \"piped\", \"text\": \"hello\", \"max_new_tokens\": 1}\n".getBytes(StandardCharsets.UTF_8);
+        Outcome o = cliWithInput(trace, "replay", "--json", "-");
+        assertEquals(0, o.status(), o.err());
+        List<JsonNode> lines = jsonLines(o.out());
+        assertEquals("piped", lines.get(0).get("id").asText());
+        assertEquals("stdin", lines.getLast().get("workload").asText());
+        Outcome bare = cliWithInput(trace, "-", "--no-reuse");
+        assertEquals(0, bare.status(), "'pagedkv -' is the replay: " + bare.err());
+        Outcome bad = cliWithInput("{\"text\": 5}\n".getBytes(StandardCharsets.UTF_8), "replay", "-");
+        assertEquals(2, bad.status());
+        assertTrue(bad.err().contains("stdin:1:10: \"text\" must be a string, found 5"), bad.err());
+    }
+
+    @Test
+    void aUtf8ByteOrderMarkIsAcceptedAndUtf16IsNamed() throws IOException {
+        Path bom = dir.resolve("bom.jsonl");
+        Files.write(bom, concat(new byte[] {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF},
+                "{\"text\": \"hi\", \"max_new_tokens\": 1}\n".getBytes(StandardCharsets.UTF_8)));
+        Outcome ok = cli("replay", "--no-reuse", bom.toString());
+        assertEquals(0, ok.status(), ok.err());
+        Path utf16 = dir.resolve("utf16.jsonl");
+        Files.write(utf16, concat(new byte[] {(byte) 0xFF, (byte) 0xFE},
+                "{\"text\": \"hi\"}\n".getBytes(StandardCharsets.UTF_16LE)));
+        Outcome bad = cli("replay", utf16.toString());
+        assertEquals(2, bad.status(), bad.err());
+        assertTrue(bad.err().contains("utf16.jsonl:1: starts with a UTF-16 byte-order mark"), bad.err());
+    }
+
+    private static byte[] concat(byte[] a, byte[] b) {
+        byte[] all = new byte[a.length + b.length];
+        System.arraycopy(a, 0, all, 0, a.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
     }
 
     @Test
     void helpAndVersion() {
         Outcome help = cli("replay", "--help");
         assertEquals(0, help.status());
-        assertTrue(help.out().contains("--repetition-penalty"));
-        assertEquals(0, cli("help").status());
+        for (String option : List.of("--batch", "--max-new-tokens", "--temperature", "--top-k", "--top-p",
+                "--repetition-penalty", "--seed", "--disallow", "--page-size", "--pages", "--kv-dtype", "--device",
+                "--schedule", "--aging-bound", "--kv-events", "--kv-events-topic", "--no-reuse", "--verify",
+                "--tolerance", "--json", "--debug")) {
+            assertTrue(help.out().contains(option), option + " in:\n" + help.out());
+        }
+        for (String heading : List.of("Workload:", "Sampling", "Cache:", "Scheduling:", "KV events", "Runs and output:", "Exit status")) {
+            assertTrue(help.out().contains(heading), heading + " in:\n" + help.out());
+        }
+        Outcome top = cli("help");
+        assertEquals(0, top.status());
+        assertTrue(top.out().contains("replay") && top.out().contains("info"), top.out());
+        assertEquals(0, cli("--help").status());
+        assertEquals(help.out(), cli("help", "replay").out());
         Outcome version = cli("--version");
         assertEquals(0, version.status());
         assertEquals("pagedkv " + PagedKvCache.versionString(), version.out().trim());
@@ -132,29 +229,28 @@ class CliTest {
                 """);
         Outcome o = cli("replay", "--json", "--verify", file.toString());
         assertEquals(0, o.status(), o.err());
-        List<Map<?, ?>> lines = new ArrayList<>();
-        for (String line : o.out().strip().split("\n")) lines.add(assertInstanceOf(Map.class, JsonParser.parse(line)));
+        List<JsonNode> lines = jsonLines(o.out());
         assertEquals(4, lines.size(), o.out());
-        Map<?, ?> b = lines.get(1);
+        JsonNode b = lines.get(1);
         for (String key : List.of("id", "prompt_tokens", "cached_tokens", "computed_tokens", "generated_tokens")) {
-            assertTrue(b.containsKey(key), key);
+            assertTrue(b.has(key), key);
         }
-        assertEquals("b", b.get("id"));
-        assertEquals(44L, b.get("prompt_tokens"));
-        assertEquals(40L, b.get("cached_tokens"), "'The quick brown fox jumps over the lazy ' is shared");
-        assertEquals(4L, b.get("computed_tokens"));
-        assertEquals(2L, b.get("generated_tokens"));
-        assertEquals(0L, lines.get(2).get("cached_tokens"), "another salt shares nothing");
-        Map<?, ?> summary = lines.get(3);
-        assertEquals("summary", summary.get("type"));
-        assertEquals(3L, summary.get("requests"));
-        assertEquals(107L, summary.get("prompt_tokens"));
-        assertEquals(40L, summary.get("cached_tokens"));
-        assertEquals(40.0 / 107, ((BigDecimal) summary.get("hit_rate")).doubleValue(), 1e-6);
-        Map<?, ?> noReuse = assertInstanceOf(Map.class, summary.get("no_reuse"));
-        assertEquals(0L, noReuse.get("cached_tokens"));
-        Map<?, ?> verify = assertInstanceOf(Map.class, summary.get("verify"));
-        assertSame(Boolean.TRUE, verify.get("ok"));
+        assertEquals("b", b.get("id").asText());
+        assertEquals(44, b.get("prompt_tokens").asInt());
+        assertEquals(40, b.get("cached_tokens").asInt(), "'The quick brown fox jumps over the lazy ' is shared");
+        assertEquals(4, b.get("computed_tokens").asInt());
+        assertEquals(2, b.get("generated_tokens").asInt());
+        assertEquals(2, b.get("output_tokens").size());
+        assertEquals(0, lines.get(2).get("cached_tokens").asInt(), "another salt shares nothing");
+        assertEquals("other", lines.get(2).get("salt").asText());
+        JsonNode summary = lines.get(3);
+        assertEquals("summary", summary.get("type").asText());
+        assertEquals(3, summary.get("requests").asInt());
+        assertEquals(107, summary.get("prompt_tokens").asInt());
+        assertEquals(40, summary.get("cached_tokens").asInt());
+        assertEquals(40.0 / 107, summary.get("hit_rate").asDouble(), 1e-9);
+        assertEquals(0, summary.get("no_reuse").get("cached_tokens").asInt());
+        assertTrue(summary.get("verify").get("ok").isBoolean() && summary.get("verify").get("ok").asBoolean());
     }
 
     @Test
@@ -162,11 +258,10 @@ class CliTest {
         Path file = trace("{\"text\": \"abcdefgh\", \"max_new_tokens\": 1}\n{\"text\": \"abcdefgh\", \"max_new_tokens\": 1}\n");
         Outcome o = cli("replay", "--json", "--no-reuse", file.toString());
         assertEquals(0, o.status(), o.err());
-        String[] lines = o.out().strip().split("\n");
-        Map<?, ?> summary = assertInstanceOf(Map.class, JsonParser.parse(lines[lines.length - 1]));
-        assertEquals(0L, summary.get("cached_tokens"));
-        assertSame(Boolean.FALSE, summary.get("reuse"));
-        assertFalse(summary.containsKey("no_reuse"));
+        JsonNode summary = jsonLines(o.out()).getLast();
+        assertEquals(0, summary.get("cached_tokens").asInt());
+        assertTrue(summary.get("reuse").isBoolean() && !summary.get("reuse").asBoolean());
+        assertFalse(summary.has("no_reuse"));
     }
 
     @Test

@@ -7,30 +7,26 @@ import io.pagedkv.PagedKvException;
 import java.io.PrintStream;
 import java.util.Locale;
 import java.util.Set;
+import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
+import picocli.CommandLine.Command;
 
 /** {@code pagedkv info}: the library's version, the backends it can run and the devices found. */
-final class InfoCommand {
-    private static final String HELP = """
-            Usage: pagedkv info
-            Prints the native library's version and where it was loaded from, the backends it can run
-            on this machine (CPU kernels, AVX2/AVX-512, CUDA) and the devices it found.
-            """;
+@Command(name = "info", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+        header = "version, backends and devices of the native library",
+        description = {"Prints the native library's version and where it was loaded from, the backends it can run"
+                + " on this machine (CPU kernels, AVX2/AVX-512, CUDA) and the devices it found."},
+        footer = {"", Main.EXIT_STATUS})
+final class InfoCommand implements Callable<Integer> {
+    private final Main.Streams streams;
 
-    private final PrintStream out;
-
-    InfoCommand(PrintStream out) {
-        this.out = out;
+    InfoCommand(Main.Streams streams) {
+        this.streams = streams;
     }
 
-    int run(String[] args) {
-        for (String a : args) {
-            if (a.equals("--help") || a.equals("-h")) {
-                out.print(HELP);
-                return Main.OK;
-            }
-            if (!a.equals("--debug")) throw new UsageException("info takes no arguments, got '" + a + "'");
-        }
+    @Override
+    public Integer call() {
+        PrintStream out = streams.out();
         out.println("pagedkv " + PagedKvCache.versionString() + " (library: " + PagedKvCache.libraryLocation() + ")");
         Set<Backend> backends = PagedKvCache.backends();
         out.println("backends: " + backends.stream().map(b -> b.name().toLowerCase(Locale.ROOT).replace('_', '-'))

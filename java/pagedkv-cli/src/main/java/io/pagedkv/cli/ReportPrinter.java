@@ -1,11 +1,13 @@
 package io.pagedkv.cli;
 
+import com.fasterxml.jackson.core.JsonGenerator;
 import io.pagedkv.PagedKvCache;
-import io.pagedkv.replay.JsonWriter;
+import io.pagedkv.replay.JsonLines;
 import io.pagedkv.replay.Replay;
 import io.pagedkv.replay.RequestResult;
 import io.pagedkv.replay.RunResult;
 import io.pagedkv.replay.Verifier;
+import java.io.IOException;
 import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.List;
@@ -151,91 +153,104 @@ final class ReportPrinter {
 
     // ---- JSON ---------------------------------------------------------------------------------------
 
+    /** One object per request, then the summary object, one per line (Jackson's streaming writer). */
     void json(Replay.Report report) {
         RunResult primary = report.primary();
         for (RequestResult r : primary.requests()) {
-            out.println(new JsonWriter()
-                    .field("type", "request")
-                    .field("id", r.request().id())
-                    .field("line", r.request().line())
-                    .field("salt", r.request().salt())
-                    .field("prompt_tokens", r.promptTokens())
-                    .field("cached_tokens", r.cachedTokens())
-                    .field("computed_tokens", r.computedTokens())
-                    .field("generated_tokens", r.generated().length)
-                    .field("ttft_ms", r.ttftNanos() / 1e6)
-                    .field("output_tokens", r.generated()));
+            out.println(JsonLines.object(g -> {
+                g.writeStringField("type", "request");
+                g.writeStringField("id", r.request().id());
+                g.writeNumberField("line", r.request().line());
+                g.writeStringField("salt", r.request().salt());
+                g.writeNumberField("prompt_tokens", r.promptTokens());
+                g.writeNumberField("cached_tokens", r.cachedTokens());
+                g.writeNumberField("computed_tokens", r.computedTokens());
+                g.writeNumberField("generated_tokens", r.generated().length);
+                JsonLines.number(g, "ttft_ms", r.ttftNanos() / 1e6);
+                g.writeFieldName("output_tokens");
+                g.writeArray(r.generated(), 0, r.generated().length);
+            }));
         }
+        out.println(JsonLines.object(g -> summary(g, report)));
+    }
+
+    private static void summary(JsonGenerator g, Replay.Report report) throws IOException {
         Replay.Options o = report.options();
-        JsonWriter summary = new JsonWriter()
-                .field("type", "summary")
-                .field("workload", report.workload())
-                .field("requests", primary.requests().size())
-                .field("reuse", report.reuse() != null);
-        runFields(summary, primary);
-        summary.field("config", new JsonWriter()
-                .field("page_size", o.cache().pageSize())
-                .field("pages", o.cache().pages())
-                .field("kv_dtype", o.cache().kvDtype().name().toLowerCase(Locale.ROOT))
-                .field("device", o.cache().device().toString())
-                .field("batch", o.batch())
-                .field("sampling", o.sampling().describe()));
+        RunResult primary = report.primary();
+        g.writeStringField("type", "summary");
+        g.writeStringField("workload", report.workload());
+        g.writeNumberField("requests", primary.requests().size());
+        g.writeBooleanField("reuse", report.reuse() != null);
+        runFields(g, primary);
+        g.writeObjectFieldStart("config");
+        g.writeNumberField("page_size", o.cache().pageSize());
+        g.writeNumberField("pages", o.cache().pages());
+        g.writeStringField("kv_dtype", o.cache().kvDtype().name().toLowerCase(Locale.ROOT));
+        g.writeStringField("device", o.cache().device().toString());
+        g.writeNumberField("batch", o.batch());
+        g.writeStringField("sampling", o.sampling().describe());
+        g.writeEndObject();
         if (report.reuse() != null && report.noReuse() != null) {
             RunResult on = report.reuse();
             RunResult off = report.noReuse();
-            summary.field("no_reuse", runFields(new JsonWriter(), off))
-                    .field("prefill_tokens_saved", off.computedTokens() - on.computedTokens())
-                    .field("speedup_ttft", ratio(off.meanTtftMillis(), on.meanTtftMillis()))
-                    .field("speedup_prefill", ratio(off.prefillNanos(), on.prefillNanos()))
-                    .field("speedup_wall", ratio(off.wallNanos(), on.wallNanos()))
-                    .field("outputs_match", Boolean.TRUE.equals(report.outputsMatch()));
+            g.writeObjectFieldStart("no_reuse");
+            runFields(g, off);
+            g.writeEndObject();
+            g.writeNumberField("prefill_tokens_saved", off.computedTokens() - on.computedTokens());
+            JsonLines.number(g, "speedup_ttft", ratio(off.meanTtftMillis(), on.meanTtftMillis()));
+            JsonLines.number(g, "speedup_prefill", ratio(off.prefillNanos(), on.prefillNanos()));
+            JsonLines.number(g, "speedup_wall", ratio(off.wallNanos(), on.wallNanos()));
+            g.writeBooleanField("outputs_match", Boolean.TRUE.equals(report.outputsMatch()));
         }
-        summary.field("schedule", primary.schedule().name().toLowerCase(Locale.ROOT));
+        g.writeStringField("schedule", primary.schedule().name().toLowerCase(Locale.ROOT));
         if (report.fcfs() != null) {
-            summary.field("fcfs", runFields(new JsonWriter(), report.fcfs()))
-                    .field("aging_bound", o.agingBound())
-                    .field("max_passed_over", primary.maxBypassed());
+            g.writeObjectFieldStart("fcfs");
+            runFields(g, report.fcfs());
+            g.writeEndObject();
+            g.writeNumberField("aging_bound", o.agingBound());
+            g.writeNumberField("max_passed_over", primary.maxBypassed());
         }
         if (report.events() != null) {
             var e = report.events();
-            summary.field("kv_events", new JsonWriter()
-                    .field("endpoint", o.kvEvents().endpoint())
-                    .field("topic", o.kvEvents().topic())
-                    .field("events", e.eventsAccepted())
-                    .field("batches", e.batchesAccepted())
-                    .field("sent", e.batchesSent())
-                    .field("dropped", e.batchesDropped()));
+            g.writeObjectFieldStart("kv_events");
+            g.writeStringField("endpoint", o.kvEvents().endpoint());
+            g.writeStringField("topic", o.kvEvents().topic());
+            g.writeNumberField("events", e.eventsAccepted());
+            g.writeNumberField("batches", e.batchesAccepted());
+            g.writeNumberField("sent", e.batchesSent());
+            g.writeNumberField("dropped", e.batchesDropped());
+            g.writeEndObject();
         }
         if (report.verify() != null) {
             Verifier.Result v = report.verify();
-            summary.field("verify", new JsonWriter()
-                    .field("ok", v.ok())
-                    .field("positions", v.positions())
-                    .field("max_abs_diff", v.maxAbsDiff())
-                    .field("tolerance", v.tolerance())
-                    .field("worst_request", v.worstRequest()));
+            g.writeObjectFieldStart("verify");
+            g.writeBooleanField("ok", v.ok());
+            g.writeNumberField("positions", v.positions());
+            JsonLines.number(g, "max_abs_diff", v.maxAbsDiff());
+            JsonLines.number(g, "tolerance", v.tolerance());
+            g.writeStringField("worst_request", v.worstRequest());
+            g.writeEndObject();
         }
-        out.println(summary);
     }
 
-    private static JsonWriter runFields(JsonWriter w, RunResult r) {
-        return w.field("prompt_tokens", r.promptTokens())
-                .field("cached_tokens", r.cachedTokens())
-                .field("computed_tokens", r.computedTokens())
-                .field("generated_tokens", r.generatedTokens())
-                .field("hit_rate", r.hitRate())
-                .field("pages_in_use_peak", r.peakPagesInUse())
-                .field("pages_cached", r.stats().pagesCached())
-                .field("partial_page_copies", r.stats().cowCopies())
-                .field("evictions", r.stats().evictions())
-                .field("steps", r.steps())
-                .field("cascade_steps", r.cascadeSteps())
-                .field("preemptions", r.preemptions())
-                .field("deferrals", r.deferrals())
-                .field("ttft_ms_mean", r.meanTtftMillis())
-                .field("ttft_from_arrival_ms_mean", r.meanLatencyMillis())
-                .field("prefill_s", r.prefillNanos() / 1e9)
-                .field("decode_tokens_per_s", r.decodeTokensPerSecond())
-                .field("wall_s", r.wallNanos() / 1e9);
+    private static void runFields(JsonGenerator g, RunResult r) throws IOException {
+        g.writeNumberField("prompt_tokens", r.promptTokens());
+        g.writeNumberField("cached_tokens", r.cachedTokens());
+        g.writeNumberField("computed_tokens", r.computedTokens());
+        g.writeNumberField("generated_tokens", r.generatedTokens());
+        JsonLines.number(g, "hit_rate", r.hitRate());
+        g.writeNumberField("pages_in_use_peak", r.peakPagesInUse());
+        g.writeNumberField("pages_cached", r.stats().pagesCached());
+        g.writeNumberField("partial_page_copies", r.stats().cowCopies());
+        g.writeNumberField("evictions", r.stats().evictions());
+        g.writeNumberField("steps", r.steps());
+        g.writeNumberField("cascade_steps", r.cascadeSteps());
+        g.writeNumberField("preemptions", r.preemptions());
+        g.writeNumberField("deferrals", r.deferrals());
+        JsonLines.number(g, "ttft_ms_mean", r.meanTtftMillis());
+        JsonLines.number(g, "ttft_from_arrival_ms_mean", r.meanLatencyMillis());
+        JsonLines.number(g, "prefill_s", r.prefillNanos() / 1e9);
+        JsonLines.number(g, "decode_tokens_per_s", r.decodeTokensPerSecond());
+        JsonLines.number(g, "wall_s", r.wallNanos() / 1e9);
     }
 }

@@ -43,10 +43,13 @@ public final class Workloads {
     public static String toJsonl(List<Request> requests) {
         StringBuilder sb = new StringBuilder();
         for (Request r : requests) {
-            JsonWriter w = new JsonWriter().field("id", r.id()).field("tokens", r.prompt())
-                    .field("max_new_tokens", r.maxNewTokens());
-            if (!r.salt().isEmpty()) w.field("salt", r.salt());
-            sb.append(w).append('\n');
+            sb.append(JsonLines.object(g -> {
+                g.writeStringField("id", r.id());
+                g.writeFieldName("tokens");
+                g.writeArray(r.prompt(), 0, r.prompt().length);
+                g.writeNumberField("max_new_tokens", r.maxNewTokens());
+                if (!r.salt().isEmpty()) g.writeStringField("salt", r.salt());
+            })).append('\n');
         }
         return sb.toString();
     }

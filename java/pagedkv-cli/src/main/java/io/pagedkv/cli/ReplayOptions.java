@@ -1,0 +1,206 @@
+package io.pagedkv.cli;
+
+import io.pagedkv.Device;
+import io.pagedkv.KvDtype;
+import io.pagedkv.replay.CacheOptions;
+import io.pagedkv.replay.ModelConfig;
+import io.pagedkv.replay.Replay;
+import io.pagedkv.replay.SamplingOptions;
+import io.pagedkv.replay.SchedulePolicy;
+import io.pagedkv.replay.Scheduler;
+import io.pagedkv.replay.Tokenizer;
+import io.pagedkv.replay.TraceParser;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import picocli.CommandLine;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParameterException;
+
+/**
+ * Every option of {@code pagedkv replay}, grouped as its help shows them, and their translation into
+ * {@link Replay.Options}. To add an option: a field in its group (or a new group), then its use in
+ * {@link #toReplayOptions}; parsing, help and the usage errors come from picocli.
+ */
+final class ReplayOptions {
+    @Parameters(arity = "0..*", paramLabel = "[FILE.jsonl | -]", hideParamSyntax = true,
+            description = "the workload, one JSON object per line; '" + TraceParser.STDIN + "' reads standard input"
+                    + " (default: the ExLlamaV2 scenario)")
+    List<String> files = new ArrayList<>();
+
+    @ArgGroup(validate = false, heading = "Workload:%n", order = 1)
+    Workload workload = new Workload();
+
+    @ArgGroup(validate = false, heading = "Sampling (default: greedy):%n", order = 2)
+    Sampling sampling = new Sampling();
+
+    @ArgGroup(validate = false, heading = "Cache:%n", order = 3)
+    Cache cache = new Cache();
+
+    @ArgGroup(validate = false, heading = "Scheduling:%n", order = 4)
+    Scheduling scheduling = new Scheduling();
+
+    @ArgGroup(validate = false, heading = "KV events (vLLM's ZeroMQ wire format, published by the first run with reuse):%n",
+            order = 5)
+    KvEvents kvEvents = new KvEvents();
+
+    @ArgGroup(validate = false, heading = "Runs and output:%n", order = 6)
+    Output output = new Output();
+
+    static final class Workload {
+        @Option(names = "--batch", paramLabel = "N", description = "serve up to N requests at once, continuous batching (default 1)")
+        int batch = 1;
+
+        @Option(names = "--max-new-tokens", paramLabel = "N", description = "for lines without max_new_tokens (default 16)")
+        int maxNewTokens = 16;
+    }
+
+    static final class Sampling {
+        @Option(names = "--temperature", paramLabel = "T",
+                description = "0 = greedy; T > 0 samples from softmax(logits / T) (default 0, or 1 when --top-k or --top-p is given)")
+        Double temperature;
+
+        @Option(names = "--top-k", paramLabel = "K", description = "sample among the K most likely tokens (0 = all)")
+        Integer topK;
+
+        @Option(names = "--top-p", paramLabel = "P",
+                description = "... among the most likely tokens covering probability P (1 = all)")
+        Double topP;
+
+        @Option(names = "--repetition-penalty", paramLabel = "R",
+                description = "penalize tokens already in the prompt or output (1 = off)")
+        double repetitionPenalty = 1.0;
+
+        @Option(names = "--seed", paramLabel = "S", description = "seed of the draws (default 0); each request has its own stream")
+        long seed;
+
+        @Option(names = "--disallow", paramLabel = "ID", split = ",", splitSynopsisLabel = ",",
+                description = "token ids never generated (repeatable)")
+        List<Integer> disallow = new ArrayList<>();
+    }
+
+    static final class Cache {
+        @Option(names = "--page-size", paramLabel = "N", description = "tokens per page (default 16)")
+        int pageSize = 16;
+
+        @Option(names = "--pages", paramLabel = "N",
+                description = "capacity in pages (default: 16384 tokens' worth); small values show eviction")
+        Integer pages;
+
+        @Option(names = "--kv-dtype", paramLabel = "f32|f16|bf16", converter = OptionValues.KvDtypeConverter.class,
+                description = "stored K/V type (default f32)")
+        KvDtype kvDtype = KvDtype.F32;
+
+        @Option(names = "--device", paramLabel = "cpu|cuda[:N]", converter = OptionValues.DeviceConverter.class,
+                description = "where the pages live and the kernels run (default cpu)")
+        Device device = Device.cpu();
+    }
+
+    static final class Scheduling {
+        @Option(names = "--schedule", paramLabel = "fcfs|lpm", converter = OptionValues.ScheduleConverter.class,
+                description = {"which waiting request joins next: file order (default), or the one with the longest"
+                        + " prefix cached now (pagedkv_match_length); lpm also runs fcfs with reuse and compares"
+                        + " prefill tokens saved and TTFT"})
+        SchedulePolicy schedule = SchedulePolicy.FCFS;
+
+        @Option(names = "--aging-bound", paramLabel = "N",
+                description = "lpm: a request that N later ones were admitted ahead of goes next, whatever its match"
+                        + " (default " + Scheduler.DEFAULT_AGING_BOUND + "), so nothing starves")
+        int agingBound = Scheduler.DEFAULT_AGING_BOUND;
+    }
+
+    static final class KvEvents {
+        @Option(names = "--kv-events", paramLabel = "ENDPOINT[,REPLAY_ENDPOINT]",
+                description = "PUB socket (e.g. tcp://*:5557) and optional ROUTER replay socket")
+        String endpoints;
+
+        @Option(names = "--kv-events-topic", paramLabel = "T",
+                description = "topic of every message (default " + Replay.KvEventsOptions.DEFAULT_TOPIC + ")")
+        String topic;
+    }
+
+    static final class Output {
+        @Option(names = "--no-reuse", description = "run only with reuse off")
+        boolean noReuse;
+
+        @Option(names = "--verify", description = "also compute every request from scratch without reuse and fail (exit 3)"
+                + " if the logits of a generated position differ by more than the tolerance; prints the largest difference")
+        boolean verify;
+
+        @Option(names = "--tolerance", paramLabel = "X", description = "bound for --verify (default 1e-3 f32, 1e-2 f16, 5e-2 bf16)")
+        Double tolerance;
+
+        @Option(names = "--json", description = "one JSON object per request, then a summary object")
+        boolean json;
+    }
+
+    /** The trace file named, or null for the built-in scenario. */
+    String file(CommandLine commandLine) {
+        if (files.size() > 1) throw new ParameterException(commandLine, "replay takes at most one trace file, got " + files);
+        return files.isEmpty() ? null : files.get(0);
+    }
+
+    /** The options as {@link Replay} takes them; a usage error names the option and what it allows. */
+    Replay.Options toReplayOptions(CommandLine commandLine) {
+        int pageSize = OptionValues.inRange(commandLine, "--page-size", cache.pageSize, 1, 4096);
+        int pages = cache.pages != null
+                ? OptionValues.inRange(commandLine, "--pages", cache.pages, 1, Integer.MAX_VALUE)
+                : CacheOptions.defaults(pageSize, cache.kvDtype, cache.device).pages();
+        CacheOptions cacheOptions = new CacheOptions(pageSize, pages, cache.kvDtype, cache.device);
+        int batch = OptionValues.inRange(commandLine, "--batch", workload.batch, 1, 4096);
+
+        Replay.Mode mode = output.noReuse ? Replay.Mode.NO_REUSE_ONLY : Replay.Mode.COMPARE;
+        double tolerance = output.tolerance == null ? Double.NaN
+                : OptionValues.require(commandLine, "--tolerance", output.tolerance, output.tolerance >= 0, ">= 0");
+        int agingBound = OptionValues.inRange(commandLine, "--aging-bound", scheduling.agingBound, 0, Integer.MAX_VALUE);
+        return new Replay.Options(cacheOptions, batch, samplingOptions(commandLine), ModelConfig.DEFAULT, mode,
+                output.verify, tolerance, scheduling.schedule, agingBound, kvEventsOptions(commandLine, mode));
+    }
+
+    int maxNewTokens(CommandLine commandLine) {
+        return OptionValues.inRange(commandLine, "--max-new-tokens", workload.maxNewTokens, 0, 1 << 20);
+    }
+
+    private SamplingOptions samplingOptions(CommandLine commandLine) {
+        boolean sampled = sampling.topK != null || sampling.topP != null;
+        double temperature = sampling.temperature == null ? (sampled ? 1.0 : 0.0)
+                : OptionValues.require(commandLine, "--temperature", sampling.temperature, sampling.temperature >= 0, ">= 0");
+        int topK = sampling.topK == null ? 0 : OptionValues.inRange(commandLine, "--top-k", sampling.topK, 0, Integer.MAX_VALUE);
+        double topP = sampling.topP == null ? 1.0
+                : OptionValues.require(commandLine, "--top-p", sampling.topP, sampling.topP > 0 && sampling.topP <= 1, "in (0, 1]");
+        double penalty = OptionValues.require(commandLine, "--repetition-penalty", sampling.repetitionPenalty,
+                sampling.repetitionPenalty > 0, "> 0");
+        int vocab = ModelConfig.DEFAULT.vocab();
+        for (int id : sampling.disallow) {
+            if (id < 0 || id >= vocab) {
+                throw new ParameterException(commandLine, "--disallow: token " + id + " is outside the vocabulary [0, " + vocab
+                        + ") (" + Tokenizer.VOCAB_SIZE + " tokens: bytes 0-255, then the ChatML specials)");
+            }
+        }
+        int[] disallowed = sampling.disallow.stream().mapToInt(Integer::intValue).toArray();
+        if (Arrays.stream(disallowed).distinct().count() >= vocab) {
+            throw new ParameterException(commandLine, "--disallow covers the whole vocabulary; nothing could be generated");
+        }
+        return new SamplingOptions((float) temperature, topK, (float) topP, (float) penalty, sampling.seed, disallowed);
+    }
+
+    /** --kv-events ENDPOINT[,REPLAY_ENDPOINT] and --kv-events-topic, or null without --kv-events. */
+    private Replay.KvEventsOptions kvEventsOptions(CommandLine commandLine, Replay.Mode mode) {
+        if (kvEvents.endpoints == null) {
+            if (kvEvents.topic != null) throw new ParameterException(commandLine, "--kv-events-topic needs --kv-events ENDPOINT");
+            return null;
+        }
+        if (mode == Replay.Mode.NO_REUSE_ONLY) {
+            throw new ParameterException(commandLine, "--kv-events publishes the run with reuse; --no-reuse makes none");
+        }
+        String[] endpoints = kvEvents.endpoints.split(",", -1);
+        if (endpoints.length > 2 || endpoints[0].isBlank() || (endpoints.length == 2 && endpoints[1].isBlank())) {
+            throw new ParameterException(commandLine, "--kv-events takes ENDPOINT or ENDPOINT,REPLAY_ENDPOINT"
+                    + " (e.g. tcp://*:5557,tcp://*:5558), got '" + kvEvents.endpoints + "'");
+        }
+        return new Replay.KvEventsOptions(endpoints[0].trim(), endpoints.length == 2 ? endpoints[1].trim() : null,
+                kvEvents.topic == null ? Replay.KvEventsOptions.DEFAULT_TOPIC : kvEvents.topic);
+    }
+}
