@@ -1,5 +1,10 @@
-/* The README's C example: two requests sharing a prefix, K/V written, attention run.
- * Built by CMake as pagedkv_c_example and run by ctest, so the README's code stays true. */
+/* The README's C example: two requests sharing a prefix, K/V written, attention run, then a decode
+ * step. Built by CMake as pagedkv_c_example and run by ctest, and by CI against the installed
+ * library (pkg-config and find_package), so the README's code stays true.
+ *
+ * Sizes: LAYERS layers, KV_HEADS key/value heads and Q_HEADS query heads (grouped-query attention)
+ * of HEAD_DIM floats; pages of 16 tokens, 64 of them. T, a batch's query tokens, is the number of
+ * positions to compute this step: the prompt minus what the cache already holds, then 1 per decode. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -16,7 +21,8 @@
 
 enum { LAYERS = 2, KV_HEADS = 2, Q_HEADS = 8, HEAD_DIM = 64, PROMPT = 100 };
 
-/* One model step for `seq`: write K/V of its positions to compute, attend, commit. */
+/* One model step for `seq`: write K/V of its T positions to compute, attend, commit. k and v are
+ * [T, KV_HEADS, HEAD_DIM], q and out [T, Q_HEADS, HEAD_DIM] (a model's projections would fill them). */
 static void step(pagedkv_cache* cache, int64_t seq) {
     pagedkv_batch* batch;
     pagedkv_batch_info info = {.struct_size = sizeof info};
@@ -31,7 +37,10 @@ static void step(pagedkv_cache* cache, int64_t seq) {
     pagedkv_attention_params params = {.struct_size = sizeof params, .num_qo_heads = Q_HEADS};
     for (int32_t layer = 0; layer < LAYERS; layer++) {
         CHECK(pagedkv_write_kv(cache, batch, layer, kv, kv, PAGEDKV_DTYPE_F32, &params));
-        CHECK(pagedkv_prefill_attention(cache, batch, layer, &params, q, out, NULL));
+        if (t == 1) /* a decode step: one new token attends to everything before it */
+            CHECK(pagedkv_decode_attention(cache, batch, layer, &params, q, out, NULL));
+        else        /* a prefill: the T new tokens attend causally */
+            CHECK(pagedkv_prefill_attention(cache, batch, layer, &params, q, out, NULL));
     }
     CHECK(pagedkv_batch_commit(cache, batch));
     CHECK(pagedkv_batch_destroy(batch));
@@ -56,10 +65,14 @@ int main(void) {
     CHECK(pagedkv_sequence_create(cache, prompt, PROMPT, NULL, 0, &second, &cached));
     step(cache, second);                      /* computes only the last position */
 
+    int32_t next = 42;                        /* the token the model sampled */
+    CHECK(pagedkv_sequence_append(cache, second, &next, 1));
+    step(cache, second);                      /* decode: T = 1 */
+
     pagedkv_cache_stats stats = {.struct_size = sizeof stats};
     CHECK(pagedkv_cache_get_stats(cache, &stats));
-    printf("second request reused %lld of %d tokens; hit rate %.1f%%\n", (long long)cached, PROMPT,
-           100.0 * stats.reused_tokens / stats.prompt_tokens);
+    printf("second request reused %lld of %d tokens; hit rate %.1f%%; then decoded 1 token\n", (long long)cached,
+           PROMPT, 100.0 * stats.reused_tokens / stats.prompt_tokens);
     CHECK(pagedkv_sequence_release(cache, second));
     CHECK(pagedkv_cache_destroy(cache));
     return cached == PROMPT - 1 ? 0 : 1;
