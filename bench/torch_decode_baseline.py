@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch's fused attention on the decode shapes of bench_gpu, with contiguous bf16 KV.
 
-The peer for DESIGN.md's target "paged kernels no slower than PyTorch's fused attention on the same
+The peer for the design target "paged kernels no slower than PyTorch's fused attention on the same
 data laid out contiguously": q [B, 32, 1, 128], k and v [B, 8, L, 128] (GQA, enable_gqa=True), the
 per-call median of back-to-back calls timed with CUDA events (as bench_gpu does), for each SDPA
 backend that accepts the shape; the best is reported. Also measures the device-to-device copy

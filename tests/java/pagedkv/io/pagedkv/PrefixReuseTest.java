@@ -9,7 +9,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-/** The reuse semantics of DESIGN.md, checked through the public API and the page contents. */
+/** The reuse semantics of docs/semantics.md, checked through the public API and the page contents. */
 class PrefixReuseTest {
     private static final int VOCAB = 32_000;
 

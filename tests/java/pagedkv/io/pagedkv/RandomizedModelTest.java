@@ -15,7 +15,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 /**
  * Thousands of random operations, each checked against an independent model: per isolation key,
  * the token sequences ever computed. With room to spare, a prompt P gets
- * {@code min(len(P) - 1, max common prefix with a computed sequence)} positions for free (DESIGN.md),
+ * {@code min(len(P) - 1, max common prefix with a computed sequence)} positions for free (docs/semantics.md),
  * with one refinement the core makes on purpose: a truncate forgets the positions past the new end
  * inside the sequence's own, unshared, partly filled last page (they are about to be overwritten;
  * keeping them would cost a page copy per rejected speculative step). Full pages and runs a fork

@@ -64,7 +64,7 @@ class ReplayTest {
     }
 
     /**
-     * DESIGN.md's rule, with room to spare and max_new_tokens 0: each request reuses
+     * docs/semantics.md's rule (contract 1), with room to spare and max_new_tokens 0: each request reuses
      * min(len - 1, longest common prefix with an earlier request under the same salt).
      */
     @ParameterizedTest(name = "page size {0}")

@@ -21,7 +21,7 @@ import org.openjdk.jmh.infra.Blackhole;
 /**
  * The cost of one call through the C ABI: {@code pagedkv_noop} through the jextract bindings,
  * next to a Java call that does nothing (the floor), in the same run. The difference is the FFM
- * downcall overhead (DESIGN.md target: tens of nanoseconds). The critical variant skips the
+ * downcall overhead (design target: tens of nanoseconds). The critical variant skips the
  * thread-state transition, showing what that transition costs.
  */
 @BenchmarkMode(Mode.AverageTime)

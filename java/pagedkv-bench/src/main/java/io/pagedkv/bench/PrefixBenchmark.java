@@ -24,7 +24,7 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * Sequence operations through the Java API at page size 16, so the FFM cost per operation shows
  * next to the native benchmark of the same operations (bench/native). {@code match32kPerPage}
- * reports nanoseconds per matched page (DESIGN.md target: about 10 ns per page on one core).
+ * reports nanoseconds per matched page (design target: about 10 ns per page on one core).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
