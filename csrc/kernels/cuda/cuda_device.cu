@@ -1,6 +1,8 @@
 // The CUDA runtime as the core sees it (csrc/device/cuda_device.h): device count and description,
 // allocation, copies, synchronization. Every call first selects the cache's device; failures become
 // pagedkv::Error with the runtime's message (see throw_cuda_error).
+#include <unistd.h>
+
 #include <algorithm>
 #include <string>
 
@@ -31,6 +33,20 @@ cudaMemcpyKind to_memcpy_kind(int32_t copy_kind) {
     }
 }
 
+// What a failed cudaGetDeviceCount means for a user. Without the NVIDIA kernel driver the runtime
+// says "driver version is insufficient"; /proc/driver/nvidia/version tells that case from an old driver.
+const char* no_device_in_words(cudaError_t status) {
+    switch (status) {
+        case cudaErrorNoDevice: return "no CUDA device";
+        case cudaErrorInsufficientDriver:
+        case cudaErrorStubLibrary:
+            return access("/proc/driver/nvidia/version", F_OK) != 0
+                       ? "no NVIDIA driver found"
+                       : "the NVIDIA driver is older than this library's CUDA runtime";
+        default: return "no usable CUDA device";
+    }
+}
+
 }  // namespace
 
 bool cuda_built() { return true; }
@@ -44,8 +60,8 @@ int32_t cuda_device_count(std::string* reason) {
     }
     if (count <= 0 && reason != nullptr) {
         try {
-            *reason = status != cudaSuccess ? concat("no usable CUDA device: ", cudaGetErrorName(status), ": ",
-                                                     cudaGetErrorString(status))
+            *reason = status != cudaSuccess ? concat(no_device_in_words(status), " (cudaGetDeviceCount: ",
+                                                     cudaGetErrorName(status), ": ", cudaGetErrorString(status), ")")
                                             : std::string("no CUDA device found");
         } catch (...) {
             // out of host memory while writing the reason: the count still answers

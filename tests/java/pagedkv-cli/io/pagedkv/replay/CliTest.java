@@ -217,6 +217,9 @@ class CliTest {
         Outcome o = cli("replay", "--device", "cuda", file.toString());
         assertEquals(1, o.status(), o.err());
         assertTrue(o.err().startsWith("pagedkv: "), o.err());
+        // In words first, the CUDA runtime's reason after: no driver, no device, or no CUDA in this build.
+        assertTrue(o.err().matches("(?s).*(no NVIDIA driver found \\(cudaGetDeviceCount: |no CUDA device|"
+                + "the NVIDIA driver is older than|no usable CUDA device \\(|built without CUDA).*"), o.err());
         assertFalse(o.err().contains("\tat "), o.err());
     }
 
@@ -273,7 +276,10 @@ class CliTest {
         assertTrue(o.out().contains("reuse off"), o.out());
         assertTrue(o.out().contains("speed-up with reuse"), o.out());
         assertTrue(o.out().contains("verify: ") && o.out().contains(": OK"), o.out());
-        assertEquals("", o.err(), "no progress bar when stderr is not a terminal");
+        assertFalse(o.err().contains("\r"), "no progress bar when stderr is not a terminal: " + o.err());
+        assertTrue(o.out().startsWith("pagedkv " + PagedKvCache.versionString() + " replay: examples/chat.jsonl, 5 requests\n"
+                + "model: "), "the header comes first: " + o.out());
+        assertTrue(o.out().contains("pages (16384 tokens, 32.0 MiB), f32 KV"), "pool size in bytes, for people: " + o.out());
     }
 
     @Test

@@ -35,6 +35,7 @@ public class DowncallBenchmark {
         NativeLibrary.ensureLoaded();
     }
 
+    @SuppressWarnings("restricted") // a downcall handle of its own is what this benchmark measures
     private static final MethodHandle NOOP_CRITICAL = Linker.nativeLinker().downcallHandle(
             PagedKvNative.pagedkv_noop$address(), PagedKvNative.pagedkv_noop$descriptor(), Linker.Option.critical(false));
 

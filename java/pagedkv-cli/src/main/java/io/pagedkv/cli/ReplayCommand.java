@@ -42,6 +42,9 @@ final class ReplayCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    /** Without a terminal, a plain progress line this often (a log shows the run is alive). */
+    static final long PLAIN_PROGRESS_MILLIS = 10_000;
+
     private final Main.Streams streams;
 
     ReplayCommand(Main.Streams streams) {
@@ -73,8 +76,13 @@ final class ReplayCommand implements Callable<Integer> {
         }
         Replay.checkCapacity(source, requests, replayOptions.cache());
 
-        ProgressBar bar = streams.terminal() ? new ProgressBar(streams.err()) : null;
-        Replay.Report report = Replay.run(workload, source, requests, replayOptions, bar);
+        // The header first, so a long run says what it is doing from the start (with --json on
+        // stderr: stdout carries JSON only).
+        ReportPrinter.header(options.output.json ? streams.err() : streams.out(), workload, requests.size(), replayOptions);
+        Replay.Report report;
+        try (ProgressReporter progress = new ProgressReporter(streams.err(), streams.terminal(), PLAIN_PROGRESS_MILLIS)) {
+            report = Replay.run(workload, source, requests, replayOptions, progress);
+        }
         ReportPrinter printer = new ReportPrinter(streams.out());
         if (options.output.json) {
             printer.json(report);

@@ -24,13 +24,18 @@ final class ReportPrinter {
 
     // ---- text ---------------------------------------------------------------------------------------
 
+    /** What is about to run (printed before the work): workload, model, cache, batch and sampling. */
+    static void header(PrintStream to, String workload, int requests, Replay.Options o) {
+        to.printf("pagedkv %s replay: %s, %d request%s%n", PagedKvCache.versionString(), workload,
+                requests, requests == 1 ? "" : "s");
+        to.println("model: " + o.model().describe());
+        to.println("cache: " + o.cache().describe(o.model()) + "; batch " + o.batch() + "; " + o.sampling().describe());
+        to.println();
+        to.flush();
+    }
+
+    /** The report's tables, after {@link #header}. */
     void text(Replay.Report report) {
-        Replay.Options o = report.options();
-        out.printf("pagedkv %s replay: %s, %d request%s%n", PagedKvCache.versionString(), report.workload(),
-                report.requests().size(), report.requests().size() == 1 ? "" : "s");
-        out.println("model: " + o.model().describe());
-        out.println("cache: " + o.cache().describe() + "; batch " + o.batch() + "; " + o.sampling().describe());
-        out.println();
         RunResult primary = report.primary();
         if (report.reuse() == null) out.println("(reuse off)");
         requestTable(primary);

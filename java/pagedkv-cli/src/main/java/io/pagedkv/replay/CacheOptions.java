@@ -41,9 +41,14 @@ public record CacheOptions(int pageSize, int pages, KvDtype kvDtype, Device devi
                 .build();
     }
 
-    /** One line for reports. */
-    public String describe() {
-        return String.format("%s, page size %d, %d pages (%d tokens), %s KV",
-                device, pageSize, pages, (long) pageSize * pages, kvDtype.name().toLowerCase(java.util.Locale.ROOT));
+    /** Bytes of the page pool holding {@code model}'s keys and values. */
+    public long poolBytes(ModelConfig model) {
+        return (long) pages * pageSize * model.layers() * 2L * model.kvHeads() * model.headDim() * kvDtype.bytes();
+    }
+
+    /** One line for reports, e.g. {@code cpu, page size 16, 1024 pages (16384 tokens, 32.0 MiB), f32 KV}. */
+    public String describe(ModelConfig model) {
+        return String.format("%s, page size %d, %d pages (%d tokens, %s), %s KV", device, pageSize, pages,
+                (long) pageSize * pages, ByteUnits.format(poolBytes(model)), kvDtype.name().toLowerCase(java.util.Locale.ROOT));
     }
 }
