@@ -36,6 +36,31 @@
  * with slab_stride = num_kv_heads*page_size*head_dim and page_stride = num_layers*2*slab_stride
  * (both in elements of the KV dtype). A token at sequence position i lives in page
  * block_table[i / page_size] at offset i % page_size; its slot is page*page_size + offset.
+ *
+ * Quantized formats (FP8_E4M3, Q8, Q6, Q4) keep the same order, page[layer][kv][kv_head], but a
+ * (layer, kv, head) run of page_size tokens is a byte range of its own that carries its scales,
+ * so a page stays one self-contained object (copy, offload, dedup move it as bytes):
+ *    run  = codes[page_size][code_bytes] scales[page_size][head_dim/32] (fp16)   group formats
+ *    run  = codes[page_size][head_dim]   scale (f32) + 12 zero bytes             FP8_E4M3
+ * padded to a multiple of 16 bytes: k_run_bytes / v_run_bytes in pagedkv_cache_layout. The run
+ * of (page p, layer l, kv k, head h) starts at byte
+ *    p*page_bytes + l*Hkv*(k_run_bytes + v_run_bytes) + k*Hkv*k_run_bytes + h*(k ? v_run_bytes : k_run_bytes)
+ *  - FP8_E4M3: code = e4m3(x / scale) (1 sign, 4 exponent bits biased by 7, 3 mantissa bits,
+ *    finite only: 0x7f/0xff are NaN, the largest value 448; rounded to nearest even, saturating);
+ *    x = e4m3 * scale with one scale per (layer, kv, kv_head) of the cache, set by
+ *    pagedkv_cache_set_kv_scales or, when unset, by the layer's first write_kv as
+ *    2 * max|x| / 448 per head (room for later, larger values). Every run stores the scale its
+ *    codes were written with.
+ *  - Q8 (K and V), Q6 (K as Q8, V as Q4), Q4 (K and V): head_dim is cut into groups of 32 dims;
+ *    each group of a token has one fp16 scale s = max|x| / qmax (rounded up to an fp16 value)
+ *    and symmetric integer codes c = round(x / s) in [-qmax, qmax], x ~ c * s. Q8: qmax = 127,
+ *    one int8 byte per dim (code_bytes = head_dim). Q4: qmax = 7, stored as c + 8 in a nibble;
+ *    byte i (0..15) of a group holds dim i in its low nibble and dim i + 16 in its high nibble
+ *    (code_bytes = head_dim / 2). With PAGEDKV_CACHE_HADAMARD each group of 32 dims of K and V
+ *    is multiplied by the orthonormal 32-point Hadamard matrix H (Sylvester order, / sqrt(32))
+ *    before it is quantized: outliers spread over the group, so the scale fits the rest better.
+ *    The kernels rotate q the same way (H is its own inverse, so q.k is unchanged) and rotate
+ *    the weighted sum of V back.
  */
 #ifndef PAGEDKV_H
 #define PAGEDKV_H
@@ -130,12 +155,19 @@ PAGEDKV_API int32_t pagedkv_device_describe(int32_t device_type, int32_t device_
 enum pagedkv_dtype {
     PAGEDKV_DTYPE_F32 = 0,
     PAGEDKV_DTYPE_F16 = 1,
-    PAGEDKV_DTYPE_BF16 = 2
+    PAGEDKV_DTYPE_BF16 = 2,
+    /* KV formats only (kv_dtype of a cache; never q, out or write_kv's source): byte layouts at
+       the top of this header. The group formats need head_dim % 32 == 0. CPU caches only. */
+    PAGEDKV_DTYPE_FP8_E4M3 = 3, /* 1 byte per value + one f32 scale per (layer, K|V, kv head) */
+    PAGEDKV_DTYPE_Q8 = 4,       /* K and V: 8-bit codes, fp16 scale per 32 dims (1.0625 B/value) */
+    PAGEDKV_DTYPE_Q6 = 5,       /* K 8-bit, V 4-bit codes, fp16 scale per 32 dims */
+    PAGEDKV_DTYPE_Q4 = 6        /* K and V: 4-bit codes, fp16 scale per 32 dims (0.5625 B/value) */
 };
 
 /** Bits of pagedkv_cache_config.flags. */
 enum pagedkv_cache_flags {
-    PAGEDKV_CACHE_NO_REUSE = 1 /* never match prefixes (every prompt computed from scratch) */
+    PAGEDKV_CACHE_NO_REUSE = 1, /* never match prefixes (every prompt computed from scratch) */
+    PAGEDKV_CACHE_HADAMARD = 2  /* Q8/Q6/Q4: rotate each group of 32 dims before quantizing */
 };
 
 typedef struct pagedkv_cache_config {
@@ -182,17 +214,36 @@ typedef struct pagedkv_cache_layout {
     int32_t page_size;
     int32_t num_pages;
     int32_t kv_dtype;
-    int32_t element_bytes;
+    int32_t element_bytes;  /* 4 or 2; 1 for the quantized formats (whose strides are in bytes) */
     int32_t device_type;
     int32_t device_index;
     int64_t page_bytes;
-    int64_t slab_stride;   /* elements */
-    int64_t page_stride;   /* elements */
+    int64_t slab_stride;   /* elements; quantized formats: bytes of the K slab (Hkv * k_run_bytes) */
+    int64_t page_stride;   /* elements; quantized formats: page_bytes */
     void* pool_base;       /* host pointer, or CUDA device pointer (not dereferenceable on host) */
     int64_t pool_bytes;
+    int64_t k_run_bytes;   /* bytes of one head's K for page_size tokens, scales included */
+    int64_t v_run_bytes;   /* the same for V */
+    uint32_t flags;        /* the cache's pagedkv_cache_flags */
 } pagedkv_cache_layout;
 
 PAGEDKV_API int32_t pagedkv_cache_get_layout(const pagedkv_cache* cache, pagedkv_cache_layout* out_layout);
+
+/**
+ * FP8_E4M3 caches: sets the scales of `layer`, k_scales and v_scales [num_kv_heads] (finite,
+ * > 0; x is stored as e4m3(x / scale)). Allowed once per layer and before its first write_kv
+ * (which otherwise estimates them), since pages written earlier keep the scales they were
+ * written with: a second call, a call after a write, or a cache of another format is
+ * INVALID_ARGUMENT.
+ */
+PAGEDKV_API int32_t pagedkv_cache_set_kv_scales(pagedkv_cache* cache, int32_t layer, const float* k_scales,
+                                                const float* v_scales);
+
+/**
+ * FP8_E4M3 caches: the scales of `layer` into k_scales, v_scales [num_kv_heads] (0 while unset).
+ */
+PAGEDKV_API int32_t pagedkv_cache_get_kv_scales(const pagedkv_cache* cache, int32_t layer, float* k_scales,
+                                                float* v_scales);
 
 /** Counters; cheap to read at any time. */
 typedef struct pagedkv_cache_stats {
@@ -209,6 +260,7 @@ typedef struct pagedkv_cache_stats {
     int64_t evictions;        /* pages reclaimed from the index */
     int64_t cow_copies;       /* page copies: partial-prefix copies and copy-on-write */
     int64_t dedup_hits;       /* committed pages replaced by an identical indexed page */
+    double kv_bytes_per_token; /* page_bytes / page_size: all layers, K and V, scales included */
 } pagedkv_cache_stats;
 
 PAGEDKV_API int32_t pagedkv_cache_get_stats(const pagedkv_cache* cache, pagedkv_cache_stats* out_stats);
@@ -405,7 +457,8 @@ typedef struct pagedkv_attention_params {
 
 /**
  * Writes K and V of the batch's query tokens into their slots in `layer`.
- * k, v: [T, Hkv, D] of src_dtype (F32, or the cache's KV dtype).
+ * k, v: [T, Hkv, D] of src_dtype (F32, or the cache's KV dtype if it is F16 or BF16). A
+ * quantized cache quantizes each token's row on the way in (see the layout at the top).
  */
 PAGEDKV_API int32_t pagedkv_write_kv(pagedkv_cache* cache, const pagedkv_batch* batch, int32_t layer,
                                      const void* k, const void* v, int32_t src_dtype,

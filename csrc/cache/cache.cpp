@@ -7,6 +7,7 @@
 #include "cache/cache_config.h"
 #include "common/dtype.h"
 #include "common/error.h"
+#include "quant/layer_geometry.h"
 
 namespace pagedkv {
 
@@ -15,7 +16,8 @@ Cache::Cache(const pagedkv_cache_config& config, PrefixTrie::KeyFunction key)
       page_bytes_(page_bytes_of(config_)),
       device_(device::make_device(config_.device_type, config_.device_index)),
       pages_(config_, page_bytes_, *device_, key),
-      events_(pages_, mutex_, medium()) {
+      events_(pages_, mutex_, medium()),
+      kv_scales_(config_.kv_dtype == PAGEDKV_DTYPE_FP8_E4M3 ? config_.num_layers : 0, config_.num_kv_heads) {
     config_.struct_size = sizeof(pagedkv_cache_config);
     stats_.struct_size = sizeof(pagedkv_cache_stats);
     stats_.pages_total = config_.num_pages;
@@ -55,7 +57,17 @@ kernels::PagedLayer Cache::layer(int32_t layer) const {
     result.num_kv_heads = config_.num_kv_heads;
     result.head_dim = config_.head_dim;
     result.kv_dtype = config_.kv_dtype;
-    return result;
+    result.hadamard = (config_.flags & PAGEDKV_CACHE_HADAMARD) != 0;
+    if (config_.kv_dtype == PAGEDKV_DTYPE_FP8_E4M3) result.kv_scales = kv_scales_.layer_scales(layer);
+    return with_byte_geometry(result, config_.num_layers);
+}
+
+KvScales& Cache::kv_scales(int32_t layer) {
+    PAGEDKV_REQUIRE(config_.kv_dtype == PAGEDKV_DTYPE_FP8_E4M3, PAGEDKV_ERR_INVALID_ARGUMENT,
+                    "kv scales belong to fp8_e4m3 caches; this one is ", dtype_name(config_.kv_dtype));
+    PAGEDKV_REQUIRE(layer >= 0 && layer < config_.num_layers, PAGEDKV_ERR_INVALID_ARGUMENT, "layer ", layer,
+                    " out of range [0, ", config_.num_layers, ")");
+    return kv_scales_;
 }
 
 pagedkv_cache_layout Cache::layout() const {
@@ -68,14 +80,18 @@ pagedkv_cache_layout Cache::layout() const {
     out.page_size = config_.page_size;
     out.num_pages = config_.num_pages;
     out.kv_dtype = config_.kv_dtype;
-    out.element_bytes = dtype_bytes(config_.kv_dtype);
+    const bool quantized = is_quantized_dtype(config_.kv_dtype);
+    out.element_bytes = quantized ? 1 : dtype_bytes(config_.kv_dtype);
     out.device_type = config_.device_type;
     out.device_index = config_.device_index;
     out.page_bytes = page_bytes_;
-    out.slab_stride = first.slab_stride;
-    out.page_stride = first.page_stride;
+    out.slab_stride = quantized ? config_.num_kv_heads * first.run_bytes[0] : first.slab_stride;
+    out.page_stride = quantized ? page_bytes_ : first.page_stride;
     out.pool_base = pages_.pool_base();
     out.pool_bytes = pages_.pool_bytes();
+    out.k_run_bytes = first.run_bytes[0];
+    out.v_run_bytes = first.run_bytes[1];
+    out.flags = config_.flags;
     return out;
 }
 
@@ -98,6 +114,7 @@ pagedkv_cache_stats Cache::stats() const {
     out.evictions = pages_.evictions();
     out.cow_copies = pages_.cow_copies();
     out.dedup_hits = pages_.dedup_hits();
+    out.kv_bytes_per_token = double(page_bytes_) / config_.page_size;
     return out;
 }
 

@@ -17,6 +17,7 @@
 #include "device/device.h"
 #include "events/event_log.h"
 #include "kernels/paged_layout.h"
+#include "quant/kv_scales.h"
 #include "pagedkv.h"
 #include "pool/page_manager.h"
 #include "prefix/prefix_trie.h"
@@ -50,6 +51,8 @@ public:
     pagedkv_cache_layout layout() const;
     // NOT_FOUND for a page outside [0, num_pages).
     void* page_address(int32_t page) const;
+    // FP8 caches' per-head scales (INVALID_ARGUMENT for another format or a bad layer).
+    KvScales& kv_scales(int32_t layer);
 
     // ---- counters and index maintenance ------------------------------------------------------
     pagedkv_cache_stats stats() const;
@@ -181,6 +184,7 @@ private:
     std::unordered_set<Batch*> batches_;
     pagedkv_cache_stats stats_{};
     std::unordered_set<void*> device_allocations_;
+    mutable KvScales kv_scales_;  // FP8 only; layer() hands out pointers into it
 };
 
 }  // namespace pagedkv

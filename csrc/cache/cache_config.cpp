@@ -6,6 +6,7 @@
 #include "common/dtype.h"
 #include "common/error.h"
 #include "device/cuda_device.h"
+#include "quant/kv_format.h"
 
 namespace pagedkv {
 
@@ -18,7 +19,23 @@ void require_positive(int32_t value, const char* field) {
 }
 
 __int128 page_bytes_wide(const pagedkv_cache_config& c) {
-    return __int128(c.num_layers) * 2 * c.num_kv_heads * c.page_size * c.head_dim * dtype_bytes(c.kv_dtype);
+    const int64_t runs = kv_run_geometry(c.kv_dtype, 0, c.head_dim, c.page_size).run_bytes +
+                         kv_run_geometry(c.kv_dtype, 1, c.head_dim, c.page_size).run_bytes;
+    return __int128(c.num_layers) * c.num_kv_heads * runs;
+}
+
+void require_format(const pagedkv_cache_config& c) {
+    PAGEDKV_REQUIRE(is_kv_dtype(c.kv_dtype), PAGEDKV_ERR_INVALID_ARGUMENT, "config.kv_dtype ", c.kv_dtype,
+                    " is not a pagedkv_dtype (0 = f32, 1 = f16, 2 = bf16, 3 = fp8_e4m3, 4 = q8, 5 = q6, 6 = q4)");
+    PAGEDKV_REQUIRE(!is_group_dtype(c.kv_dtype) || c.head_dim % kQuantGroup == 0, PAGEDKV_ERR_INVALID_ARGUMENT,
+                    "config.kv_dtype ", dtype_name(c.kv_dtype), " quantizes groups of ", kQuantGroup,
+                    " dims: config.head_dim must be a multiple of ", kQuantGroup, ", got ", c.head_dim);
+    PAGEDKV_REQUIRE(!(c.flags & PAGEDKV_CACHE_HADAMARD) || is_group_dtype(c.kv_dtype), PAGEDKV_ERR_INVALID_ARGUMENT,
+                    "config.flags PAGEDKV_CACHE_HADAMARD needs a group format (q8, q6, q4), not ",
+                    dtype_name(c.kv_dtype));
+    PAGEDKV_REQUIRE(!is_quantized_dtype(c.kv_dtype) || c.device_type != PAGEDKV_DEVICE_CUDA,
+                    PAGEDKV_ERR_UNSUPPORTED, "config.kv_dtype ", dtype_name(c.kv_dtype),
+                    " is served by the CPU kernels only in this build; use f32, f16 or bf16 on CUDA");
 }
 }  // namespace
 
@@ -35,12 +52,12 @@ pagedkv_cache_config validated_config(const pagedkv_cache_config& config) {
                     c.head_dim);
     PAGEDKV_REQUIRE(c.page_size >= 1 && c.page_size <= kMaxPageSize, PAGEDKV_ERR_INVALID_ARGUMENT,
                     "config.page_size must be in [1, ", kMaxPageSize, "], got ", c.page_size);
-    PAGEDKV_REQUIRE(is_valid_dtype(c.kv_dtype), PAGEDKV_ERR_INVALID_ARGUMENT, "config.kv_dtype ", c.kv_dtype,
-                    " is not a pagedkv_dtype (0 = f32, 1 = f16, 2 = bf16)");
+    require_format(c);
     PAGEDKV_REQUIRE(c.vocab_size >= 0, PAGEDKV_ERR_INVALID_ARGUMENT, "config.vocab_size must be >= 0, got ",
                     c.vocab_size);
-    PAGEDKV_REQUIRE((c.flags & ~uint32_t(PAGEDKV_CACHE_NO_REUSE)) == 0, PAGEDKV_ERR_INVALID_ARGUMENT,
-                    "config.flags has unknown bits 0x", std::hex, c.flags & ~uint32_t(PAGEDKV_CACHE_NO_REUSE));
+    constexpr uint32_t kKnownFlags = PAGEDKV_CACHE_NO_REUSE | PAGEDKV_CACHE_HADAMARD;
+    PAGEDKV_REQUIRE((c.flags & ~kKnownFlags) == 0, PAGEDKV_ERR_INVALID_ARGUMENT, "config.flags has unknown bits 0x",
+                    std::hex, c.flags & ~kKnownFlags);
 
     __int128 page_bytes = page_bytes_wide(c);
     PAGEDKV_REQUIRE(page_bytes <= INT64_MAX, PAGEDKV_ERR_INVALID_ARGUMENT,

@@ -61,6 +61,25 @@ int32_t pagedkv_cache_get_layout(const pagedkv_cache* cache, pagedkv_cache_layou
     });
 }
 
+int32_t pagedkv_cache_set_kv_scales(pagedkv_cache* cache, int32_t layer, const float* k_scales,
+                                    const float* v_scales) {
+    return guarded(__func__, [&] {
+        auto impl = checked(cache);
+        PAGEDKV_REQUIRE_NOT_NULL(k_scales);
+        PAGEDKV_REQUIRE_NOT_NULL(v_scales);
+        impl->kv_scales(layer).set(layer, k_scales, v_scales);
+    });
+}
+
+int32_t pagedkv_cache_get_kv_scales(const pagedkv_cache* cache, int32_t layer, float* k_scales, float* v_scales) {
+    return guarded(__func__, [&] {
+        auto impl = checked(cache);
+        PAGEDKV_REQUIRE_NOT_NULL(k_scales);
+        PAGEDKV_REQUIRE_NOT_NULL(v_scales);
+        impl->kv_scales(layer).get(layer, k_scales, v_scales);
+    });
+}
+
 int32_t pagedkv_cache_get_stats(const pagedkv_cache* cache, pagedkv_cache_stats* out_stats) {
     return guarded(__func__, [&] {
         auto impl = checked(cache);

@@ -95,9 +95,13 @@ int32_t pagedkv_write_kv(pagedkv_cache* cache, const pagedkv_batch* batch, int32
         PAGEDKV_REQUIRE_NOT_NULL(k);
         PAGEDKV_REQUIRE_NOT_NULL(v);
         const int32_t kv_dtype = call.layer.kv_dtype;
-        PAGEDKV_REQUIRE(src_dtype == PAGEDKV_DTYPE_F32 || src_dtype == kv_dtype, PAGEDKV_ERR_INVALID_ARGUMENT,
-                        "src_dtype must be f32 or the cache's KV dtype (", pagedkv::dtype_name(kv_dtype), "), got ",
-                        src_dtype);
+        PAGEDKV_REQUIRE(src_dtype == PAGEDKV_DTYPE_F32 || (src_dtype == kv_dtype && pagedkv::is_valid_dtype(src_dtype)),
+                        PAGEDKV_ERR_INVALID_ARGUMENT, "src_dtype must be f32 or the cache's KV dtype if that is f16 or "
+                        "bf16 (the cache's is ", pagedkv::dtype_name(kv_dtype), "), got ", src_dtype);
+        if (kv_dtype == PAGEDKV_DTYPE_FP8_E4M3)  // CPU only (checked at cache creation): k, v are host memory
+            call.handles.cache->kv_scales(layer).estimate_if_unset(layer, static_cast<const float*>(k),
+                                                                   static_cast<const float*>(v),
+                                                                   call.arrays().num_qo_tokens, call.layer.head_dim);
         if (call.cuda) kernels::cuda::write_kv(call.layer, call.arrays(), k, v, src_dtype, call.options.cuda_stream);
         else kernels::cpu::write_kv(call.layer, call.arrays(), k, v, src_dtype, call.options.num_threads);
     });

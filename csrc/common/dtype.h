@@ -8,6 +8,7 @@
 
 namespace pagedkv {
 
+// A dtype of dense tensors (q, out, write_kv's source; every KV format is in quant/kv_format.h).
 inline bool is_valid_dtype(int32_t dtype) {
     return dtype == PAGEDKV_DTYPE_F32 || dtype == PAGEDKV_DTYPE_F16 || dtype == PAGEDKV_DTYPE_BF16;
 }
@@ -19,6 +20,10 @@ inline const char* dtype_name(int32_t dtype) {
         case PAGEDKV_DTYPE_F32: return "f32";
         case PAGEDKV_DTYPE_F16: return "f16";
         case PAGEDKV_DTYPE_BF16: return "bf16";
+        case PAGEDKV_DTYPE_FP8_E4M3: return "fp8_e4m3";
+        case PAGEDKV_DTYPE_Q8: return "q8";
+        case PAGEDKV_DTYPE_Q6: return "q6";
+        case PAGEDKV_DTYPE_Q4: return "q4";
         default: return "unknown";
     }
 }

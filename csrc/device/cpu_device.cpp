@@ -30,7 +30,7 @@ public:
     void copy_page_runs(const PageGeometry& g, const int32_t* src, const int32_t* dst, int32_t count,
                         int32_t tokens) override {
         auto* pool = static_cast<unsigned char*>(g.pool_base);
-        const size_t run = size_t(tokens) * size_t(g.token_bytes);
+        const size_t run = g.whole_pages ? size_t(g.row_bytes) : size_t(tokens) * size_t(g.token_bytes);
         for (int32_t i = 0; i < count; ++i) {
             if (src[i] == dst[i] || run == 0) continue;
             const unsigned char* from = pool + int64_t(src[i]) * g.page_bytes;

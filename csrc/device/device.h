@@ -15,6 +15,9 @@ struct PageGeometry {
     int64_t rows;       // num_layers * 2 * num_kv_heads
     int64_t row_bytes;  // page_size * head_dim * element bytes
     int64_t token_bytes;  // head_dim * element bytes
+    // Quantized formats: runs of codes and scales of different widths per token, so a partial
+    // copy takes whole pages (rows = 1, row_bytes = page_bytes): a few KiB more, once per copy.
+    bool whole_pages = false;
 };
 
 // Batch metadata placed on the device: `data` is where kernels read it; `ticket` is the device's

@@ -1,5 +1,7 @@
 // The paged KV layout, described once and used by every kernel (CPU and CUDA):
 //   page[layer][kv: 0=K 1=V][kv_head][token_in_page][head_dim]
+// f32/f16/bf16 are addressed in elements (offset); the quantized formats by (layer, kv, head)
+// runs in bytes (run_offset), each run holding codes and scales (quant/kv_format.h).
 #pragma once
 
 #include <cstdint>
@@ -24,11 +26,22 @@ struct PagedLayer {
     int32_t num_kv_heads;
     int32_t head_dim;
     int32_t kv_dtype;       // pagedkv_dtype
+    // Byte geometry, which the quantized formats use (with_byte_geometry fills it).
+    int64_t page_bytes = 0;
+    int64_t run_bytes[2] = {0, 0};       // one head's K run, V run (page_size tokens, scales included)
+    bool hadamard = false;               // group formats: K/V groups of 32 dims stored rotated
+    float* kv_scales = nullptr;          // FP8 (host): this layer's [2][num_kv_heads] scales for writes
 
     // Element offset of (page, kv, head, token-in-page, dim 0).
     PAGEDKV_HOST_DEVICE int64_t offset(int32_t page, int32_t kv, int32_t head, int32_t token) const {
         return int64_t(page) * page_stride + int64_t(layer * 2 + kv) * slab_stride +
                (int64_t(head) * page_size + token) * head_dim;
+    }
+
+    // Byte offset of the run of (page, kv, head).
+    PAGEDKV_HOST_DEVICE int64_t run_offset(int32_t page, int32_t kv, int32_t head) const {
+        return int64_t(page) * page_bytes + int64_t(layer) * num_kv_heads * (run_bytes[0] + run_bytes[1]) +
+               (kv ? num_kv_heads * run_bytes[0] : 0) + int64_t(head) * run_bytes[kv];
     }
 };
 

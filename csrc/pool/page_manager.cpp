@@ -4,6 +4,7 @@
 
 #include "common/dtype.h"
 #include "common/error.h"
+#include "quant/kv_format.h"
 
 namespace pagedkv {
 
@@ -20,11 +21,16 @@ PageManager::PageManager(const pagedkv_cache_config& config, int64_t page_bytes,
       reuse_((config.flags & PAGEDKV_CACHE_NO_REUSE) == 0),
       pool_(config.num_pages),
       trie_(config.num_pages, config.page_size, pool_, key) {
-    const int64_t element = dtype_bytes(config.kv_dtype);
     geometry_.page_bytes = page_bytes;
-    geometry_.rows = int64_t(config.num_layers) * 2 * config.num_kv_heads;
-    geometry_.token_bytes = int64_t(config.head_dim) * element;
-    geometry_.row_bytes = int64_t(config.page_size) * geometry_.token_bytes;
+    if (is_quantized_dtype(config.kv_dtype)) {
+        geometry_.whole_pages = true;
+        geometry_.rows = 1;
+        geometry_.token_bytes = geometry_.row_bytes = page_bytes;
+    } else {
+        geometry_.rows = int64_t(config.num_layers) * 2 * config.num_kv_heads;
+        geometry_.token_bytes = int64_t(config.head_dim) * dtype_bytes(config.kv_dtype);
+        geometry_.row_bytes = int64_t(config.page_size) * geometry_.token_bytes;
+    }
     matched_.reserve(size_t(config.num_pages));
     pool_base_ = device_.alloc(page_bytes * config.num_pages);
     geometry_.pool_base = pool_base_;

@@ -49,6 +49,8 @@ PAGEDKV_INLINE int32_t max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
 struct TileRows {
     const void* k[kKvTile];
     const void* v[kKvTile];
+    const void* k_scale[kKvTile];  // quantized formats: the row's fp16 group scales, or FP8's run scale
+    const void* v_scale[kKvTile];
 };
 
 // Vector d / W of a K or V row of dtype kDtype, as f32.
@@ -108,6 +110,117 @@ struct Lookahead {
             }
     }
 };
+
+// ---- quantized tiles (byte layouts in pagedkv.h; mirrored here, not shared, see the top) -------
+
+constexpr bool is_quantized(int32_t format) {
+    return format >= PAGEDKV_DTYPE_FP8_E4M3 && format <= PAGEDKV_DTYPE_Q4;
+}
+constexpr int32_t code_bits(int32_t format, int32_t kv) {
+    return format == PAGEDKV_DTYPE_Q4 || (format == PAGEDKV_DTYPE_Q6 && kv == 1) ? 4 : 8;
+}
+constexpr int32_t kGroup = 32;  // dims per group scale and per Hadamard rotation
+
+// Bytes of one token's codes, and where a run's scales and tail start.
+struct QuantRunOffsets {
+    int32_t code_bytes;
+    int64_t scales_at;
+    int64_t tail_at;
+};
+
+template <int32_t kFormat>
+PAGEDKV_INLINE QuantRunOffsets quant_offsets(const PagedLayer& layer, int32_t kv) {
+    const int32_t code_bytes = layer.head_dim * code_bits(kFormat, kv) / 8;
+    const int32_t scale_bytes = kFormat == PAGEDKV_DTYPE_FP8_E4M3 ? 0 : layer.head_dim / kGroup * 2;
+    return {code_bytes, int64_t(layer.page_size) * code_bytes, int64_t(layer.page_size) * (code_bytes + scale_bytes)};
+}
+
+// locate_tile for the quantized formats: codes, and each row's scales (FP8: its run's scale).
+template <int32_t kFormat>
+PAGEDKV_INLINE void locate_quant_tile(const PagedLayer& layer, const KvRange& range, int32_t pos, int32_t n,
+                                      TileRows& rows) {
+    const uint8_t* pool = static_cast<const uint8_t*>(layer.pool_base);
+    const QuantRunOffsets at[2] = {quant_offsets<kFormat>(layer, 0), quant_offsets<kFormat>(layer, 1)};
+    const int32_t page_size = layer.page_size, scale_bytes = layer.head_dim / kGroup * 2;
+    for (int32_t t = 0; t < n;) {
+        const int32_t p = pos + t, page_index = p / page_size, in_page = p - page_index * page_size;
+        const int32_t run = min_i32(n - t, page_size - in_page);
+        const int32_t page = range.pages[page_index];
+        const uint8_t* k = pool + layer.run_offset(page, 0, range.kv_head);
+        const uint8_t* v = pool + layer.run_offset(page, 1, range.kv_head);
+        for (int32_t i = 0; i < run; ++i, ++t) {
+            rows.k[t] = k + int64_t(in_page + i) * at[0].code_bytes;
+            rows.v[t] = v + int64_t(in_page + i) * at[1].code_bytes;
+            if constexpr (kFormat == PAGEDKV_DTYPE_FP8_E4M3) {
+                rows.k_scale[t] = k + at[0].tail_at;
+                rows.v_scale[t] = v + at[1].tail_at;
+            } else {
+                rows.k_scale[t] = k + at[0].scales_at + int64_t(in_page + i) * scale_bytes;
+                rows.v_scale[t] = v + at[1].scales_at + int64_t(in_page + i) * scale_bytes;
+            }
+        }
+    }
+}
+
+// One row of K (kKv 0) or V (kKv 1) codes to head_dim f32 values (still rotated, if stored so).
+template <int32_t kFormat, int32_t kKv>
+PAGEDKV_INLINE void dequantize_row(const void* row, const void* scale, int32_t head_dim, float* out) {
+    const uint8_t* codes = static_cast<const uint8_t*>(row);
+    if constexpr (kFormat == PAGEDKV_DTYPE_FP8_E4M3) {
+        float run_scale;
+        __builtin_memcpy(&run_scale, scale, sizeof run_scale);
+        const reg s = Vec::set1(run_scale * 256.0f);  // load_e4m3 gives value * 2^-8
+        int32_t d = 0;
+        for (; d + W <= head_dim; d += W) Vec::store(out + d, Vec::mul(Vec::load_e4m3(codes + d), s));
+        if (d < head_dim) {  // head_dim is a multiple of 8, W may be 16: no read past the row
+            uint8_t tail[W] = {};
+            __builtin_memcpy(tail, codes + d, size_t(head_dim - d));
+            float values[W];
+            Vec::store(values, Vec::mul(Vec::load_e4m3(tail), s));
+            __builtin_memcpy(out + d, values, sizeof(float) * size_t(head_dim - d));
+        }
+    } else {
+        constexpr int32_t kBits = code_bits(kFormat, kKv), kGroupBytes = kGroup * kBits / 8;
+        const uint16_t* scales = static_cast<const uint16_t*>(scale);
+        for (int32_t g = 0; g < head_dim / kGroup; ++g) {
+            const reg s = Vec::set1(Vec::f16_scalar(scales[g]));
+            const uint8_t* group = codes + g * kGroupBytes;
+            for (int32_t j = 0; j < kGroup; j += W) {
+                const reg c = kBits == 8 ? Vec::load_s8(group + j) : Vec::load_nibbles(group + (j & 15), (j >> 4) * 4);
+                Vec::store(out + g * kGroup + j, Vec::mul(c, s));
+            }
+        }
+    }
+}
+
+template <int32_t kFormat>
+PAGEDKV_INLINE void dequantize_tile(TileRows& rows, int32_t n, int32_t head_dim, float* kbuf, float* vbuf) {
+    for (int32_t t = 0; t < n; ++t) {
+        float* k = kbuf + int64_t(t) * head_dim;
+        float* v = vbuf + int64_t(t) * head_dim;
+        dequantize_row<kFormat, 0>(rows.k[t], rows.k_scale[t], head_dim, k);
+        dequantize_row<kFormat, 1>(rows.v[t], rows.v_scale[t], head_dim, v);
+        rows.k[t] = k;
+        rows.v[t] = v;
+    }
+}
+
+// The orthonormal 32-point Hadamard transform of every group of `count` rows, in place (its own
+// inverse): q and acc enter the rotated space of K and V stored with PAGEDKV_CACHE_HADAMARD.
+inline void hadamard_rows(float* rows, int32_t count, int32_t head_dim) {
+    constexpr float kNorm = 0.17677669529663687f;  // 1 / sqrt(32)
+    for (int64_t i = 0; i < int64_t(count) * head_dim; i += kGroup) {
+        float* x = rows + i;
+        for (int32_t half = 1; half < kGroup; half *= 2)
+            for (int32_t b = 0; b < kGroup; b += 2 * half)
+                for (int32_t j = b; j < b + half; ++j) {
+                    const float lo = x[j], hi = x[j + half];
+                    x[j] = lo + hi;
+                    x[j + half] = lo - hi;
+                }
+        for (int32_t j = 0; j < kGroup; ++j) x[j] *= kNorm;
+    }
+}
 
 // Converts the rows of a tile to f32 rows of kbuf / vbuf and points rows at them.
 template <int32_t kDtype>
@@ -404,7 +517,14 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
     }
     end = min_i32(end, range.end);
     const bool transpose = total_rows >= kTransposeRows;
-    const bool convert = transpose || (kDtype != PAGEDKV_DTYPE_F32 && total_rows > kDirectRows);
+    constexpr bool kQuantized = is_quantized(kDtype);
+    const bool convert = kQuantized || transpose || (kDtype != PAGEDKV_DTYPE_F32 && total_rows > kDirectRows);
+    const bool rotate = kQuantized && layer.hadamard;
+    if (rotate)
+        for (int32_t b = 0; b < num_blocks; ++b) {
+            hadamard_rows(blocks[b].q, blocks[b].rows, head_dim);
+            hadamard_rows(blocks[b].acc, blocks[b].rows, head_dim);
+        }
     const bool paired = kDtype == PAGEDKV_DTYPE_BF16 && !convert && paired_dims<kBf16Paired>(head_dim) > 0;
     if (paired)
         for (int32_t b = 0; b < num_blocks; ++b) {
@@ -414,26 +534,30 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
     TileRows tiles[2];
     int32_t current = 0;
     auto tile_end_of = [&](int32_t pos) { return min_i32(end, (pos / kKvTile + 1) * kKvTile); };
-    if (range.begin < end)
-        locate_tile<kDtype>(layer, range, range.begin, tile_end_of(range.begin) - range.begin, tiles[0]);
+    auto locate = [&](int32_t pos, int32_t n, TileRows& rows) {
+        if constexpr (kQuantized) locate_quant_tile<kDtype>(layer, range, pos, n, rows);
+        else locate_tile<kDtype>(layer, range, pos, n, rows);
+    };
+    if (range.begin < end) locate(range.begin, tile_end_of(range.begin) - range.begin, tiles[0]);
     for (int32_t pos = range.begin; pos < end;) {
         const int32_t tile_end = tile_end_of(pos), n = tile_end - pos;
         TileRows& rows = tiles[current];
-        Lookahead ahead{nullptr, 0, head_dim * (kDtype == PAGEDKV_DTYPE_F32 ? 4 : 2)};
+        Lookahead ahead{nullptr, 0, head_dim * (kQuantized ? 1 : kDtype == PAGEDKV_DTYPE_F32 ? 4 : 2)};
         if (tile_end < end) {  // the next tile's rows, fetched while this one is computed
             ahead.rows = &tiles[current ^ 1];
             ahead.n = tile_end_of(tile_end) - tile_end;
-            locate_tile<kDtype>(layer, range, tile_end, ahead.n, tiles[current ^ 1]);
+            locate(tile_end, ahead.n, tiles[current ^ 1]);
         }
         if (convert) {
-            convert_tile<kDtype>(rows, n, head_dim, kbuf, vbuf);
+            if constexpr (kQuantized) dequantize_tile<kDtype>(rows, n, head_dim, kbuf, vbuf);
+            else convert_tile<kDtype>(rows, n, head_dim, kbuf, vbuf);
             if (transpose) transpose_tile(rows, n, head_dim, kt);
             const float* k_transposed = transpose ? kt : nullptr;
             attend_tile<PAGEDKV_DTYPE_F32>(rows, k_transposed, pos, n, blocks, num_blocks, head_dim, s, ahead);
         } else if (paired) {
             if constexpr (kDtype == PAGEDKV_DTYPE_BF16)
                 attend_tile<kBf16Paired>(rows, nullptr, pos, n, blocks, num_blocks, head_dim, s, ahead);
-        } else {
+        } else if constexpr (!kQuantized) {
             attend_tile<kDtype>(rows, nullptr, pos, n, blocks, num_blocks, head_dim, s, ahead);
         }
         current ^= 1;
@@ -444,6 +568,11 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
             permute_pairs(blocks[b].q, blocks[b].rows, head_dim, paired_dims<kBf16Paired>(head_dim), false);
             permute_pairs(blocks[b].acc, blocks[b].rows, head_dim, paired_dims<kBf16Paired>(head_dim), false);
         }
+    if (rotate)
+        for (int32_t b = 0; b < num_blocks; ++b) {
+            hadamard_rows(blocks[b].q, blocks[b].rows, head_dim);
+            hadamard_rows(blocks[b].acc, blocks[b].rows, head_dim);
+        }
 }
 
 }  // namespace detail
@@ -453,6 +582,12 @@ void attend(const PagedLayer& layer, const KvRange& range, QueryRows* blocks, in
     switch (layer.kv_dtype) {
         case PAGEDKV_DTYPE_F16: attend_dtype<PAGEDKV_DTYPE_F16>(layer, range, blocks, num_blocks, scratch); break;
         case PAGEDKV_DTYPE_BF16: attend_dtype<PAGEDKV_DTYPE_BF16>(layer, range, blocks, num_blocks, scratch); break;
+        case PAGEDKV_DTYPE_FP8_E4M3:
+            attend_dtype<PAGEDKV_DTYPE_FP8_E4M3>(layer, range, blocks, num_blocks, scratch);
+            break;
+        case PAGEDKV_DTYPE_Q8: attend_dtype<PAGEDKV_DTYPE_Q8>(layer, range, blocks, num_blocks, scratch); break;
+        case PAGEDKV_DTYPE_Q6: attend_dtype<PAGEDKV_DTYPE_Q6>(layer, range, blocks, num_blocks, scratch); break;
+        case PAGEDKV_DTYPE_Q4: attend_dtype<PAGEDKV_DTYPE_Q4>(layer, range, blocks, num_blocks, scratch); break;
         default: attend_dtype<PAGEDKV_DTYPE_F32>(layer, range, blocks, num_blocks, scratch); break;
     }
 }

@@ -7,20 +7,45 @@
 
 #include "common/dtype.h"
 #include "kernels/kernels.h"
+#include "quant/paged_rows.h"
 
 namespace pagedkv::kernels::reference {
 
 namespace {
 
-// Element d of K (kv 0) or V (kv 1) at sequence position `pos` of head `head`.
-double kv_element(const PagedLayer& cache, const int32_t* pages, int32_t kv, int32_t head, int32_t pos, int32_t d) {
-    const int32_t page = pages[pos / cache.page_size];
-    return load_as_float(cache.pool_base, cache.offset(page, kv, head, pos % cache.page_size) + d, cache.kv_dtype);
+// K (kv 0) or V (kv 1) at sequence position `pos` of head `head`, as head_dim values.
+void kv_row(const PagedLayer& cache, const int32_t* pages, int32_t kv, int32_t head, int32_t pos,
+            std::vector<float>& row) {
+    const int32_t page = pages[pos / cache.page_size], in_page = pos % cache.page_size;
+    row.resize(size_t(cache.head_dim));
+    if (is_quantized_dtype(cache.kv_dtype)) {
+        read_dequantized_row(cache, page, kv, head, in_page, row.data());
+        return;
+    }
+    for (int32_t d = 0; d < cache.head_dim; ++d)
+        row[size_t(d)] = load_as_float(cache.pool_base, cache.offset(page, kv, head, in_page) + d, cache.kv_dtype);
+}
+
+void write_quantized(const PagedLayer& cache, const BatchArrays& batch, const void* k, const void* v,
+                     int32_t src_dtype) {
+    const int32_t heads = cache.num_kv_heads, head_dim = cache.head_dim;
+    std::vector<float> row(size_t(head_dim), 0.0f);
+    for (int64_t t = 0; t < batch.num_qo_tokens; ++t) {
+        const int64_t slot = batch.slot_mapping[t];
+        const int32_t page = int32_t(slot / cache.page_size), in_page = int32_t(slot % cache.page_size);
+        for (int32_t kv = 0; kv < 2; ++kv)
+            for (int32_t head = 0; head < heads; ++head) {
+                for (int32_t d = 0; d < head_dim; ++d)
+                    row[size_t(d)] = load_as_float(kv == 0 ? k : v, (t * heads + head) * head_dim + d, src_dtype);
+                write_quantized_row(cache, page, kv, head, in_page, row.data());
+            }
+    }
 }
 
 }  // namespace
 
 void write_kv(const PagedLayer& cache, const BatchArrays& batch, const void* k, const void* v, int32_t src_dtype) {
+    if (is_quantized_dtype(cache.kv_dtype)) return write_quantized(cache, batch, k, v, src_dtype);
     const int32_t heads = cache.num_kv_heads, head_dim = cache.head_dim;
     for (int64_t t = 0; t < batch.num_qo_tokens; ++t) {
         const int64_t slot = batch.slot_mapping[t];
@@ -48,6 +73,7 @@ void attention(const PagedLayer& cache, const BatchArrays& batch, const Attentio
     const int32_t heads = options.num_qo_heads, head_dim = cache.head_dim;
     const int32_t group = heads / cache.num_kv_heads;
     std::vector<double> scores, value(static_cast<size_t>(head_dim));
+    std::vector<float> kv;
     for (int32_t seq = 0; seq < batch.num_seqs; ++seq) {
         const int32_t* pages = batch.kv_page_indices + batch.kv_indptr[seq];
         const int32_t qo_len = batch.qo_indptr[seq + 1] - batch.qo_indptr[seq];
@@ -60,10 +86,10 @@ void attention(const PagedLayer& cache, const BatchArrays& batch, const Attentio
                 scores.assign(size_t(position) + 1, 0.0);
                 double max = -INFINITY;
                 for (int32_t pos = 0; pos <= position; ++pos) {
+                    kv_row(cache, pages, 0, kv_head, pos, kv);
                     double dot = 0.0;
                     for (int32_t d = 0; d < head_dim; ++d)
-                        dot += double(load_as_float(q, row * head_dim + d, options.q_dtype)) *
-                               kv_element(cache, pages, 0, kv_head, pos, d);
+                        dot += double(load_as_float(q, row * head_dim + d, options.q_dtype)) * kv[size_t(d)];
                     scores[size_t(pos)] = dot * options.sm_scale;
                     max = std::fmax(max, scores[size_t(pos)]);
                 }
@@ -72,8 +98,8 @@ void attention(const PagedLayer& cache, const BatchArrays& batch, const Attentio
                 for (int32_t pos = 0; pos <= position; ++pos) {
                     const double weight = std::exp(scores[size_t(pos)] - max);
                     sum += weight;
-                    for (int32_t d = 0; d < head_dim; ++d)
-                        value[size_t(d)] += weight * kv_element(cache, pages, 1, kv_head, pos, d);
+                    kv_row(cache, pages, 1, kv_head, pos, kv);
+                    for (int32_t d = 0; d < head_dim; ++d) value[size_t(d)] += weight * kv[size_t(d)];
                 }
                 for (int32_t d = 0; d < head_dim; ++d)
                     store_from_float(out, row * head_dim + d, options.out_dtype, float(value[size_t(d)] / sum));

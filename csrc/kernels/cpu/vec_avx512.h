@@ -79,6 +79,22 @@ struct Vec {
         even = _mm512_castsi512_ps(_mm512_slli_epi32(words, 16));
         odd = _mm512_castsi512_ps(_mm512_and_si512(words, _mm512_set1_epi32(int32_t(0xffff0000u))));
     }
+    // Quantized KV codes, as in vec_avx2.h (W = 16 codes).
+    static reg load_s8(const uint8_t* p) {
+        return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p)));
+    }
+    static reg load_nibbles(const uint8_t* p, int shift) {
+        const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p));
+        const __m512i codes = _mm512_and_si512(_mm512_srli_epi32(bytes, unsigned(shift)), _mm512_set1_epi32(15));
+        return _mm512_cvtepi32_ps(_mm512_sub_epi32(codes, _mm512_set1_epi32(8)));
+    }
+    static reg load_e4m3(const uint8_t* p) {
+        const __m256i x = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)p));
+        const __m256i sign = _mm256_slli_epi16(_mm256_and_si256(x, _mm256_set1_epi16(0x80)), 8);
+        const __m256i rest = _mm256_slli_epi16(_mm256_and_si256(x, _mm256_set1_epi16(0x7f)), 7);
+        return _mm512_cvtph_ps(_mm256_or_si256(sign, rest));
+    }
+    static float f16_scalar(uint16_t h) { return _cvtsh_ss(h); }
     static reg load_bf16(const uint16_t* p) {
         __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p));
         return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));

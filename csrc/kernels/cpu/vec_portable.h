@@ -67,6 +67,15 @@ struct Vec {
         even = map([&](int i) { return bf16_to_float(p[2 * i]); });
         odd = map([&](int i) { return bf16_to_float(p[2 * i + 1]); });
     }
+    // Quantized KV codes, as in vec_avx2.h.
+    static reg load_s8(const uint8_t* p) { return map([&](int i) { return float(int8_t(p[i])); }); }
+    static reg load_nibbles(const uint8_t* p, int shift) {
+        return map([&](int i) { return float(int32_t((p[i] >> shift) & 15) - 8); });
+    }
+    static reg load_e4m3(const uint8_t* p) {
+        return map([&](int i) { return f16_to_float(uint16_t(((p[i] & 0x80u) << 8) | ((p[i] & 0x7fu) << 7))); });
+    }
+    static float f16_scalar(uint16_t h) { return f16_to_float(h); }
     static reg load_bf16(const uint16_t* p) { return map([&](int i) { return bf16_to_float(p[i]); }); }
     static reg load_f16_n(const uint16_t* p, int n) {
         return map([&](int i) { return i < n ? f16_to_float(p[i]) : 0.0f; });

@@ -7,6 +7,7 @@
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/kernels.h"
+#include "quant/paged_rows.h"
 
 namespace pagedkv::kernels::cpu {
 
@@ -19,6 +20,8 @@ Converters converters(Isa isa) {
 }
 
 namespace {
+
+constexpr int32_t kMaxHeadDim = 256;  // the config's limit
 
 // Copies or converts `count` elements of src (src_dtype) to dst (dst_dtype).
 void write_row(const void* src, int64_t src_index, int32_t src_dtype, void* dst, int64_t dst_index,
@@ -49,13 +52,23 @@ void write_kv(const PagedLayer& cache, const BatchArrays& batch, const void* k, 
     constexpr int64_t kTokensPerTask = 16;
     const int64_t tasks = (tokens + kTokensPerTask - 1) / kTokensPerTask;
     const bool large = tokens * heads * head_dim >= (int64_t(1) << 16);
+    const bool quantized = is_quantized_dtype(cache.kv_dtype);  // from f32 only (checked by the C API)
     parallel_for(tasks, large ? resolve_threads(num_threads) : 1, [&](int64_t task) {
+        float row[kMaxHeadDim];
         const int64_t end = std::min(tokens, (task + 1) * kTokensPerTask);
         for (int64_t t = task * kTokensPerTask; t < end; ++t) {
             const int64_t slot = batch.slot_mapping[t];
             const int32_t page = int32_t(slot / cache.page_size), in_page = int32_t(slot % cache.page_size);
             for (int32_t head = 0; head < heads; ++head) {
                 const int64_t src = (t * heads + head) * head_dim;
+                if (quantized) {
+                    for (int32_t kv = 0; kv < 2; ++kv) {
+                        const float* from = static_cast<const float*>(kv == 0 ? k : v) + src;
+                        std::copy(from, from + head_dim, row);  // rotated in place on the way in
+                        write_quantized_row(cache, page, kv, head, in_page, row);
+                    }
+                    continue;
+                }
                 write_row(k, src, src_dtype, cache.pool_base, cache.offset(page, 0, head, in_page), cache.kv_dtype,
                           head_dim, convert);
                 write_row(v, src, src_dtype, cache.pool_base, cache.offset(page, 1, head, in_page), cache.kv_dtype,

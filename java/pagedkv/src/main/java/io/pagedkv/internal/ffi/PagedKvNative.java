@@ -648,6 +648,42 @@ public class PagedKvNative extends PagedKvNative$shared {
     public static int PAGEDKV_DTYPE_BF16() {
         return PAGEDKV_DTYPE_BF16;
     }
+    private static final int PAGEDKV_DTYPE_FP8_E4M3 = (int)3L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_dtype.PAGEDKV_DTYPE_FP8_E4M3 = 3
+     * }
+     */
+    public static int PAGEDKV_DTYPE_FP8_E4M3() {
+        return PAGEDKV_DTYPE_FP8_E4M3;
+    }
+    private static final int PAGEDKV_DTYPE_Q8 = (int)4L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_dtype.PAGEDKV_DTYPE_Q8 = 4
+     * }
+     */
+    public static int PAGEDKV_DTYPE_Q8() {
+        return PAGEDKV_DTYPE_Q8;
+    }
+    private static final int PAGEDKV_DTYPE_Q6 = (int)5L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_dtype.PAGEDKV_DTYPE_Q6 = 5
+     * }
+     */
+    public static int PAGEDKV_DTYPE_Q6() {
+        return PAGEDKV_DTYPE_Q6;
+    }
+    private static final int PAGEDKV_DTYPE_Q4 = (int)6L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_dtype.PAGEDKV_DTYPE_Q4 = 6
+     * }
+     */
+    public static int PAGEDKV_DTYPE_Q4() {
+        return PAGEDKV_DTYPE_Q4;
+    }
     private static final int PAGEDKV_CACHE_NO_REUSE = (int)1L;
     /**
      * {@snippet lang=c :
@@ -656,6 +692,15 @@ public class PagedKvNative extends PagedKvNative$shared {
      */
     public static int PAGEDKV_CACHE_NO_REUSE() {
         return PAGEDKV_CACHE_NO_REUSE;
+    }
+    private static final int PAGEDKV_CACHE_HADAMARD = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_cache_flags.PAGEDKV_CACHE_HADAMARD = 2
+     * }
+     */
+    public static int PAGEDKV_CACHE_HADAMARD() {
+        return PAGEDKV_CACHE_HADAMARD;
     }
 
     private static class pagedkv_cache_create {
@@ -833,6 +878,132 @@ public class PagedKvNative extends PagedKvNative$shared {
                 traceDowncall("pagedkv_cache_get_layout", cache, out_layout);
             }
             return (int)mh$.invokeExact(cache, out_layout);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class pagedkv_cache_set_kv_scales {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.find("pagedkv_cache_set_kv_scales").orElseThrow();
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_set_kv_scales(pagedkv_cache *cache, int32_t layer, const float *k_scales, const float *v_scales)
+     * }
+     */
+    public static FunctionDescriptor pagedkv_cache_set_kv_scales$descriptor() {
+        return pagedkv_cache_set_kv_scales.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_set_kv_scales(pagedkv_cache *cache, int32_t layer, const float *k_scales, const float *v_scales)
+     * }
+     */
+    public static MethodHandle pagedkv_cache_set_kv_scales$handle() {
+        return pagedkv_cache_set_kv_scales.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_set_kv_scales(pagedkv_cache *cache, int32_t layer, const float *k_scales, const float *v_scales)
+     * }
+     */
+    public static MemorySegment pagedkv_cache_set_kv_scales$address() {
+        return pagedkv_cache_set_kv_scales.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_set_kv_scales(pagedkv_cache *cache, int32_t layer, const float *k_scales, const float *v_scales)
+     * }
+     */
+    public static int pagedkv_cache_set_kv_scales(MemorySegment cache, int layer, MemorySegment k_scales, MemorySegment v_scales) {
+        var mh$ = pagedkv_cache_set_kv_scales.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("pagedkv_cache_set_kv_scales", cache, layer, k_scales, v_scales);
+            }
+            return (int)mh$.invokeExact(cache, layer, k_scales, v_scales);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class pagedkv_cache_get_kv_scales {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.find("pagedkv_cache_get_kv_scales").orElseThrow();
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_get_kv_scales(const pagedkv_cache *cache, int32_t layer, float *k_scales, float *v_scales)
+     * }
+     */
+    public static FunctionDescriptor pagedkv_cache_get_kv_scales$descriptor() {
+        return pagedkv_cache_get_kv_scales.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_get_kv_scales(const pagedkv_cache *cache, int32_t layer, float *k_scales, float *v_scales)
+     * }
+     */
+    public static MethodHandle pagedkv_cache_get_kv_scales$handle() {
+        return pagedkv_cache_get_kv_scales.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_get_kv_scales(const pagedkv_cache *cache, int32_t layer, float *k_scales, float *v_scales)
+     * }
+     */
+    public static MemorySegment pagedkv_cache_get_kv_scales$address() {
+        return pagedkv_cache_get_kv_scales.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_get_kv_scales(const pagedkv_cache *cache, int32_t layer, float *k_scales, float *v_scales)
+     * }
+     */
+    public static int pagedkv_cache_get_kv_scales(MemorySegment cache, int layer, MemorySegment k_scales, MemorySegment v_scales) {
+        var mh$ = pagedkv_cache_get_kv_scales.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("pagedkv_cache_get_kv_scales", cache, layer, k_scales, v_scales);
+            }
+            return (int)mh$.invokeExact(cache, layer, k_scales, v_scales);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

@@ -31,6 +31,9 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     int64_t page_stride;
  *     void *pool_base;
  *     int64_t pool_bytes;
+ *     int64_t k_run_bytes;
+ *     int64_t v_run_bytes;
+ *     uint32_t flags;
  * }
  * }
  */
@@ -55,7 +58,11 @@ public class pagedkv_cache_layout {
         PagedKvNative.C_LONG.withName("slab_stride"),
         PagedKvNative.C_LONG.withName("page_stride"),
         PagedKvNative.C_POINTER.withName("pool_base"),
-        PagedKvNative.C_LONG.withName("pool_bytes")
+        PagedKvNative.C_LONG.withName("pool_bytes"),
+        PagedKvNative.C_LONG.withName("k_run_bytes"),
+        PagedKvNative.C_LONG.withName("v_run_bytes"),
+        PagedKvNative.C_INT.withName("flags"),
+        MemoryLayout.paddingLayout(4)
     ).withName("pagedkv_cache_layout");
 
     /**
@@ -723,6 +730,138 @@ public class pagedkv_cache_layout {
      */
     public static void pool_bytes(MemorySegment struct, long fieldValue) {
         struct.set(pool_bytes$LAYOUT, pool_bytes$OFFSET, fieldValue);
+    }
+
+    private static final OfLong k_run_bytes$LAYOUT = (OfLong)$LAYOUT.select(groupElement("k_run_bytes"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int64_t k_run_bytes
+     * }
+     */
+    public static final OfLong k_run_bytes$layout() {
+        return k_run_bytes$LAYOUT;
+    }
+
+    private static final long k_run_bytes$OFFSET = $LAYOUT.byteOffset(groupElement("k_run_bytes"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int64_t k_run_bytes
+     * }
+     */
+    public static final long k_run_bytes$offset() {
+        return k_run_bytes$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int64_t k_run_bytes
+     * }
+     */
+    public static long k_run_bytes(MemorySegment struct) {
+        return struct.get(k_run_bytes$LAYOUT, k_run_bytes$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int64_t k_run_bytes
+     * }
+     */
+    public static void k_run_bytes(MemorySegment struct, long fieldValue) {
+        struct.set(k_run_bytes$LAYOUT, k_run_bytes$OFFSET, fieldValue);
+    }
+
+    private static final OfLong v_run_bytes$LAYOUT = (OfLong)$LAYOUT.select(groupElement("v_run_bytes"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int64_t v_run_bytes
+     * }
+     */
+    public static final OfLong v_run_bytes$layout() {
+        return v_run_bytes$LAYOUT;
+    }
+
+    private static final long v_run_bytes$OFFSET = $LAYOUT.byteOffset(groupElement("v_run_bytes"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int64_t v_run_bytes
+     * }
+     */
+    public static final long v_run_bytes$offset() {
+        return v_run_bytes$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int64_t v_run_bytes
+     * }
+     */
+    public static long v_run_bytes(MemorySegment struct) {
+        return struct.get(v_run_bytes$LAYOUT, v_run_bytes$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int64_t v_run_bytes
+     * }
+     */
+    public static void v_run_bytes(MemorySegment struct, long fieldValue) {
+        struct.set(v_run_bytes$LAYOUT, v_run_bytes$OFFSET, fieldValue);
+    }
+
+    private static final OfInt flags$LAYOUT = (OfInt)$LAYOUT.select(groupElement("flags"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * uint32_t flags
+     * }
+     */
+    public static final OfInt flags$layout() {
+        return flags$LAYOUT;
+    }
+
+    private static final long flags$OFFSET = $LAYOUT.byteOffset(groupElement("flags"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * uint32_t flags
+     * }
+     */
+    public static final long flags$offset() {
+        return flags$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * uint32_t flags
+     * }
+     */
+    public static int flags(MemorySegment struct) {
+        return struct.get(flags$LAYOUT, flags$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * uint32_t flags
+     * }
+     */
+    public static void flags(MemorySegment struct, int fieldValue) {
+        struct.set(flags$LAYOUT, flags$OFFSET, fieldValue);
     }
 
     /**

@@ -29,6 +29,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     int64_t evictions;
  *     int64_t cow_copies;
  *     int64_t dedup_hits;
+ *     double kv_bytes_per_token;
  * }
  * }
  */
@@ -52,7 +53,8 @@ public class pagedkv_cache_stats {
         PagedKvNative.C_LONG.withName("computed_tokens"),
         PagedKvNative.C_LONG.withName("evictions"),
         PagedKvNative.C_LONG.withName("cow_copies"),
-        PagedKvNative.C_LONG.withName("dedup_hits")
+        PagedKvNative.C_LONG.withName("dedup_hits"),
+        PagedKvNative.C_DOUBLE.withName("kv_bytes_per_token")
     ).withName("pagedkv_cache_stats");
 
     /**
@@ -632,6 +634,50 @@ public class pagedkv_cache_stats {
      */
     public static void dedup_hits(MemorySegment struct, long fieldValue) {
         struct.set(dedup_hits$LAYOUT, dedup_hits$OFFSET, fieldValue);
+    }
+
+    private static final OfDouble kv_bytes_per_token$LAYOUT = (OfDouble)$LAYOUT.select(groupElement("kv_bytes_per_token"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * double kv_bytes_per_token
+     * }
+     */
+    public static final OfDouble kv_bytes_per_token$layout() {
+        return kv_bytes_per_token$LAYOUT;
+    }
+
+    private static final long kv_bytes_per_token$OFFSET = $LAYOUT.byteOffset(groupElement("kv_bytes_per_token"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * double kv_bytes_per_token
+     * }
+     */
+    public static final long kv_bytes_per_token$offset() {
+        return kv_bytes_per_token$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * double kv_bytes_per_token
+     * }
+     */
+    public static double kv_bytes_per_token(MemorySegment struct) {
+        return struct.get(kv_bytes_per_token$LAYOUT, kv_bytes_per_token$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * double kv_bytes_per_token
+     * }
+     */
+    public static void kv_bytes_per_token(MemorySegment struct, double fieldValue) {
+        struct.set(kv_bytes_per_token$LAYOUT, kv_bytes_per_token$OFFSET, fieldValue);
     }
 
     /**
