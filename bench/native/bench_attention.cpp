@@ -24,6 +24,7 @@
 #include <immintrin.h>
 #endif
 
+#include "bench_bounds.h"
 #include "common/dtype.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/parallel.h"
@@ -31,6 +32,8 @@
 
 namespace {
 
+using bench::memcpy_bandwidth;
+using bench::time_best;
 using pagedkv::kernels::AttentionOptions;
 using pagedkv::kernels::BatchArrays;
 using pagedkv::kernels::PagedLayer;
@@ -39,35 +42,6 @@ namespace cpu = pagedkv::kernels::cpu;
 constexpr int32_t kQoHeads = 32, kKvHeads = 8, kHeadDim = 128, kPageSize = 16;
 constexpr int64_t kTokenBytes = 2 * int64_t(kKvHeads) * kHeadDim * 2;  // K + V of one position, 16-bit
 constexpr int64_t kColdBytes = int64_t(96) << 20;  // KV touched per rotation: well past the LLC
-
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-// Best (minimum) seconds of `run` over repetitions filling ~min_seconds (at least 5): on a shared
-// machine the minimum is the least disturbed run, for the kernels and the memcpy bound alike.
-template <class Run>
-double time_best(Run&& run, double min_seconds = 1.0) {
-    run(0);  // warm up: page faults, thread pool
-    double best = 1e30;
-    const double start = now();
-    for (int i = 1; i <= 5 || (now() - start < min_seconds && i <= 200); ++i) {
-        const double t0 = now();
-        run(i);
-        best = std::min(best, now() - t0);
-    }
-    return best;
-}
-
-// Copy bandwidth (read + write bytes per second) of memcpy over a 256 MiB buffer, split across threads.
-double memcpy_bandwidth(int32_t threads) {
-    const int64_t bytes = int64_t(256) << 20, chunk = bytes / 64;
-    std::vector<char> src(size_t(bytes), 1), dst(size_t(bytes), 0);
-    const double seconds = time_best([&](int) {
-        cpu::parallel_for(bytes / chunk, threads, [&](int64_t i) {
-            std::memcpy(dst.data() + i * chunk, src.data() + i * chunk, size_t(chunk));
-        });
-    });
-    return 2.0 * double(bytes) / seconds;
-}
 
 // f32 FMA lanes per second of independent FMA chains on every thread (the compute bound).
 // Twelve independent chains in registers: enough to cover the FMA latency on current cores.

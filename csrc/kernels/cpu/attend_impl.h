@@ -162,6 +162,83 @@ PAGEDKV_INLINE void locate_quant_tile(const PagedLayer& layer, const KvRange& ra
     }
 }
 
+// Values [j, j + W) of a group of codes with scale s (offset = -8 s for 4-bit codes, stored + 8).
+template <int32_t kBits>
+PAGEDKV_INLINE reg group_values(const uint8_t* group, int32_t j, reg s, reg offset) {
+    if constexpr (kBits == 8) return Vec::mul(Vec::load_s8(group + j), s);
+    else return Vec::fma(Vec::load_u4(group + (j & 15), (j >> 4) * 4), s, offset);
+}
+
+// Direct (register) path for few rows: fp8 codes are read as value * 2^-8 and the run's scale
+// is folded into the score (K) and the probability (V); group codes are scaled per group.
+template <int32_t kFormat>
+PAGEDKV_INLINE float qk_fold(const void* scale) {
+    if constexpr (kFormat == PAGEDKV_DTYPE_FP8_E4M3) {
+        float run_scale;
+        __builtin_memcpy(&run_scale, scale, sizeof run_scale);
+        return run_scale * 256.0f;
+    } else {
+        return 1.0f;
+    }
+}
+
+// acc[r * C + c] += q_r . k_c over head_dim (fp8: unscaled, see qk_fold).
+template <int R, int C, int32_t kFormat>
+PAGEDKV_INLINE void qk_quant_tile(const float* q, const void* const* k, const void* const* k_scale, int32_t head_dim,
+                                  reg* acc) {
+    if constexpr (kFormat == PAGEDKV_DTYPE_FP8_E4M3) {
+        for (int32_t d = 0; d < head_dim; d += W) {
+            reg kv[C];
+            for (int c = 0; c < C; ++c) kv[c] = Vec::load_e4m3(static_cast<const uint8_t*>(k[c]) + d);
+            for (int r = 0; r < R; ++r) {
+                const reg qv = Vec::load(q + r * head_dim + d);
+                for (int c = 0; c < C; ++c) acc[r * C + c] = Vec::fma(qv, kv[c], acc[r * C + c]);
+            }
+        }
+    } else {
+        constexpr int32_t kBits = code_bits(kFormat, 0), kGroupBytes = kGroup * kBits / 8;
+        for (int32_t g = 0; g < head_dim / kGroup; ++g)
+            for (int c = 0; c < C; ++c) {
+                const reg s = Vec::set1(Vec::f16_scalar(static_cast<const uint16_t*>(k_scale[c])[g]));
+                const reg offset = Vec::mul(s, Vec::set1(-8.0f));
+                const uint8_t* group = static_cast<const uint8_t*>(k[c]) + g * kGroupBytes;
+                for (int32_t j = 0; j < kGroup; j += W) {
+                    const reg kv = group_values<kBits>(group, j, s, offset);
+                    for (int r = 0; r < R; ++r)
+                        acc[r * C + c] = Vec::fma(Vec::load(q + r * head_dim + g * kGroup + j), kv, acc[r * C + c]);
+                }
+            }
+    }
+}
+
+// a[r * C + c] += p_r * v over dims [d0, d0 + C * W) of one V row; p has stride kKvTile. d0 is
+// aligned so that a group boundary falls only on a vector c with c * W % 32 == 0.
+template <int R, int C, int32_t kFormat>
+PAGEDKV_INLINE void pv_quant_row(const float* p, const void* v, const void* v_scale, int32_t d0, reg* a) {
+    const uint8_t* codes = static_cast<const uint8_t*>(v);
+    reg vv[C];
+    float fold = 1.0f;
+    if constexpr (kFormat == PAGEDKV_DTYPE_FP8_E4M3) {
+        fold = qk_fold<kFormat>(v_scale);
+        for (int c = 0; c < C; ++c) vv[c] = Vec::load_e4m3(codes + d0 + c * W);
+    } else {
+        constexpr int32_t kBits = code_bits(kFormat, 1), kGroupBytes = kGroup * kBits / 8;
+        reg s = Vec::zero(), offset = Vec::zero();
+        for (int c = 0; c < C; ++c) {
+            const int32_t d = d0 + c * W, g = d / kGroup;
+            if (c == 0 || (c * W) % kGroup == 0) {
+                s = Vec::set1(Vec::f16_scalar(static_cast<const uint16_t*>(v_scale)[g]));
+                offset = Vec::mul(s, Vec::set1(-8.0f));
+            }
+            vv[c] = group_values<kBits>(codes + g * kGroupBytes, d % kGroup, s, offset);
+        }
+    }
+    for (int r = 0; r < R; ++r) {
+        const reg pr = Vec::set1(p[r * kKvTile] * fold);
+        for (int c = 0; c < C; ++c) a[r * C + c] = Vec::fma(pr, vv[c], a[r * C + c]);
+    }
+}
+
 // One row of K (kKv 0) or V (kKv 1) codes to head_dim f32 values (still rotated, if stored so).
 template <int32_t kFormat, int32_t kKv>
 PAGEDKV_INLINE void dequantize_row(const void* row, const void* scale, int32_t head_dim, float* out) {
@@ -183,11 +260,10 @@ PAGEDKV_INLINE void dequantize_row(const void* row, const void* scale, int32_t h
         constexpr int32_t kBits = code_bits(kFormat, kKv), kGroupBytes = kGroup * kBits / 8;
         const uint16_t* scales = static_cast<const uint16_t*>(scale);
         for (int32_t g = 0; g < head_dim / kGroup; ++g) {
-            const reg s = Vec::set1(Vec::f16_scalar(scales[g]));
+            const reg s = Vec::set1(Vec::f16_scalar(scales[g])), offset = Vec::mul(s, Vec::set1(-8.0f));
             const uint8_t* group = codes + g * kGroupBytes;
             for (int32_t j = 0; j < kGroup; j += W) {
-                const reg c = kBits == 8 ? Vec::load_s8(group + j) : Vec::load_nibbles(group + (j & 15), (j >> 4) * 4);
-                Vec::store(out + g * kGroup + j, Vec::mul(c, s));
+                Vec::store(out + g * kGroup + j, group_values<kBits>(group, j, s, offset));
             }
         }
     }
@@ -266,10 +342,19 @@ inline void permute_pairs(float* rows, int32_t count, int32_t head_dim, int32_t 
 
 // s[r * kKvTile + c] = q_r . k_c for R rows of q (stride head_dim) and the K rows k[0..C).
 template <int R, int C, int32_t kDtype>
-PAGEDKV_INLINE void qk_tile(const float* q, const void* const* k, int32_t head_dim, float* s) {
+PAGEDKV_INLINE void qk_tile(const float* q, const void* const* k, const void* const* k_scale, int32_t head_dim,
+                            float* s) {
     static_assert(R * C <= 8, "one reduce_add8 per register tile");
     reg acc[8];  // R * C used; the rest stay zero for the reduction
     for (int i = 0; i < 8; ++i) acc[i] = Vec::zero();
+    if constexpr (is_quantized(kDtype)) {
+        qk_quant_tile<R, C, kDtype>(q, k, k_scale, head_dim, acc);
+        float sums[8];
+        Vec::reduce_add8(acc, sums);
+        for (int r = 0; r < R; ++r)
+            for (int c = 0; c < C; ++c) s[r * kKvTile + c] = sums[r * C + c] * qk_fold<kDtype>(k_scale[c]);
+        return;
+    }
     const int32_t paired = paired_dims<kDtype>(head_dim), full = head_dim / W * W;
     if constexpr (kDtype == kBf16Paired) {
         for (int32_t d = 0; d < paired; d += 2 * W) {
@@ -307,34 +392,35 @@ PAGEDKV_INLINE void qk_tile(const float* q, const void* const* k, int32_t head_d
 }
 
 template <int R, int32_t kDtype>
-inline void qk_rows(const float* q, const void* const* k, int32_t head_dim, int32_t n, float* s,
+inline void qk_rows(const float* q, const void* const* k, const void* const* ks, int32_t head_dim, int32_t n, float* s,
                     const Lookahead& ahead) {
     constexpr int C = Vec::template qk_cols<R>();
     int32_t t = 0;
     for (; t + C <= n; t += C) {
         ahead.fetch(t, t + C);
-        qk_tile<R, C, kDtype>(q, k + t, head_dim, s + t);
+        qk_tile<R, C, kDtype>(q, k + t, ks + t, head_dim, s + t);
     }
     for (; t < n; ++t) {
         ahead.fetch(t, t + 1);
-        qk_tile<R, 1, kDtype>(q, k + t, head_dim, s + t);
+        qk_tile<R, 1, kDtype>(q, k + t, ks + t, head_dim, s + t);
     }
     ahead.fetch(n, kKvTile);
 }
 
 // `ahead` is fetched along the first register tile of rows.
 template <int32_t kDtype>
-inline void qk(const float* q, int32_t rows, const void* const* k, int32_t head_dim, int32_t n, float* s,
+inline void qk(const float* q, int32_t rows, const void* const* k, const void* const* ks, int32_t head_dim, int32_t n,
+               float* s,
                Lookahead ahead) {
     int32_t r = 0;
     for (; r + 4 <= rows; r += 4, ahead.rows = nullptr)
-        qk_rows<4, kDtype>(q + int64_t(r) * head_dim, k, head_dim, n, s + r * kKvTile, ahead);
+        qk_rows<4, kDtype>(q + int64_t(r) * head_dim, k, ks, head_dim, n, s + r * kKvTile, ahead);
     const float* qr = q + int64_t(r) * head_dim;
     float* sr = s + r * kKvTile;
     switch (rows - r) {
-        case 3: qk_rows<3, kDtype>(qr, k, head_dim, n, sr, ahead); break;
-        case 2: qk_rows<2, kDtype>(qr, k, head_dim, n, sr, ahead); break;
-        case 1: qk_rows<1, kDtype>(qr, k, head_dim, n, sr, ahead); break;
+        case 3: qk_rows<3, kDtype>(qr, k, ks, head_dim, n, sr, ahead); break;
+        case 2: qk_rows<2, kDtype>(qr, k, ks, head_dim, n, sr, ahead); break;
+        case 1: qk_rows<1, kDtype>(qr, k, ks, head_dim, n, sr, ahead); break;
         default: break;
     }
 }
@@ -423,8 +509,8 @@ inline void softmax_update(const QueryRows& block, int32_t pos, int32_t n, int32
 // Columns [d0, d0 + C * W) of R rows of acc (the last vector only `tail` lanes when kTail)
 // += sum over the n V rows v[t] of p[r][t] * v[t].
 template <int R, int C, bool kTail, int32_t kDtype>
-PAGEDKV_INLINE void pv_tile(const float* p, const void* const* v, int32_t d0, int32_t head_dim, int32_t n, float* acc,
-                            int tail) {
+PAGEDKV_INLINE void pv_tile(const float* p, const void* const* v, const void* const* v_scale, int32_t d0,
+                            int32_t head_dim, int32_t n, float* acc, int tail) {
     reg a[R * C];
     for (int r = 0; r < R; ++r)
         for (int c = 0; c < C; ++c) {
@@ -433,6 +519,10 @@ PAGEDKV_INLINE void pv_tile(const float* p, const void* const* v, int32_t d0, in
         }
     for (int32_t t = 0; t < n; ++t) {
         reg vv[C];
+        if constexpr (is_quantized(kDtype)) {
+            pv_quant_row<R, C, kDtype>(p + t, v[t], v_scale[t], d0, a);
+            continue;
+        }
         if constexpr (kDtype == kBf16Paired) {  // whole pairs only (pv_rows)
             for (int c = 0; c < C; c += 2)
                 Vec::load_bf16_pair(static_cast<const uint16_t*>(v[t]) + d0 + c * W, vv[c], vv[c + 1]);
@@ -455,29 +545,31 @@ PAGEDKV_INLINE void pv_tile(const float* p, const void* const* v, int32_t d0, in
 }
 
 template <int R, int32_t kDtype>
-inline void pv_rows(const float* p, const void* const* v, int32_t head_dim, int32_t n, float* acc) {
+inline void pv_rows(const float* p, const void* const* v, const void* const* vs, int32_t head_dim, int32_t n,
+                    float* acc) {
     constexpr int C = Vec::template pv_cols<R>();
     const int32_t vectors = head_dim / W, tail = head_dim % W;
     // Paired rows: the paired dims first, in whole pairs (C is even); then the rest naturally.
     const int32_t wide_end = kDtype == kBf16Paired ? paired_dims<kDtype>(head_dim) / W : vectors;
     int32_t c = 0;
-    for (; c + C <= wide_end; c += C) pv_tile<R, C, false, kDtype>(p, v, c * W, head_dim, n, acc, 0);
+    for (; c + C <= wide_end; c += C) pv_tile<R, C, false, kDtype>(p, v, vs, c * W, head_dim, n, acc, 0);
     if constexpr (C > 2)  // narrower tiles keep a few independent accumulators for short rows
-        for (; c + 2 <= wide_end; c += 2) pv_tile<R, 2, false, kDtype>(p, v, c * W, head_dim, n, acc, 0);
-    for (; c < vectors; ++c) pv_tile<R, 1, false, natural(kDtype)>(p, v, c * W, head_dim, n, acc, 0);
-    if (tail) pv_tile<R, 1, true, natural(kDtype)>(p, v, c * W, head_dim, n, acc, tail);
+        for (; c + 2 <= wide_end; c += 2) pv_tile<R, 2, false, kDtype>(p, v, vs, c * W, head_dim, n, acc, 0);
+    for (; c < vectors; ++c) pv_tile<R, 1, false, natural(kDtype)>(p, v, vs, c * W, head_dim, n, acc, 0);
+    if (tail) pv_tile<R, 1, true, natural(kDtype)>(p, v, vs, c * W, head_dim, n, acc, tail);
 }
 
 template <int32_t kDtype>
-inline void pv(const float* p, int32_t rows, const void* const* v, int32_t head_dim, int32_t n, float* acc) {
+inline void pv(const float* p, int32_t rows, const void* const* v, const void* const* vs, int32_t head_dim, int32_t n,
+               float* acc) {
     int32_t r = 0;
-    for (; r + 4 <= rows; r += 4) pv_rows<4, kDtype>(p + r * kKvTile, v, head_dim, n, acc + int64_t(r) * head_dim);
+    for (; r + 4 <= rows; r += 4) pv_rows<4, kDtype>(p + r * kKvTile, v, vs, head_dim, n, acc + int64_t(r) * head_dim);
     const float* pr = p + r * kKvTile;
     float* ar = acc + int64_t(r) * head_dim;
     switch (rows - r) {
-        case 3: pv_rows<3, kDtype>(pr, v, head_dim, n, ar); break;
-        case 2: pv_rows<2, kDtype>(pr, v, head_dim, n, ar); break;
-        case 1: pv_rows<1, kDtype>(pr, v, head_dim, n, ar); break;
+        case 3: pv_rows<3, kDtype>(pr, v, vs, head_dim, n, ar); break;
+        case 2: pv_rows<2, kDtype>(pr, v, vs, head_dim, n, ar); break;
+        case 1: pv_rows<1, kDtype>(pr, v, vs, head_dim, n, ar); break;
         default: break;
     }
 }
@@ -495,10 +587,10 @@ inline void attend_tile(const TileRows& rows, const float* kt, int32_t pos, int3
         const int32_t used = min_i32(n, block.max_last_pos - pos + 1);  // causal: a prefix of the tile
         if (used <= 0) continue;
         if (kt) qkt(block.q, block.rows, kt, head_dim, s, ahead);
-        else qk<kRowDtype>(block.q, block.rows, rows.k, head_dim, used, s, ahead);
+        else qk<kRowDtype>(block.q, block.rows, rows.k, rows.k_scale, head_dim, used, s, ahead);
         ahead.rows = nullptr;
         softmax_update(block, pos, used, head_dim, s);
-        pv<kRowDtype>(s, block.rows, rows.v, head_dim, used, block.acc);
+        pv<kRowDtype>(s, block.rows, rows.v, rows.v_scale, head_dim, used, block.acc);
     }
 }
 
@@ -518,7 +610,11 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
     end = min_i32(end, range.end);
     const bool transpose = total_rows >= kTransposeRows;
     constexpr bool kQuantized = is_quantized(kDtype);
-    const bool convert = kQuantized || transpose || (kDtype != PAGEDKV_DTYPE_F32 && total_rows > kDirectRows);
+    // Quantized rows are read in registers where few rows use them (decode) and the vectors cover
+    // head_dim exactly; otherwise each tile is dequantized to f32 once.
+    const bool direct_quant = kQuantized && head_dim % W == 0 && total_rows <= kDirectRows;
+    const bool convert = (kQuantized && !direct_quant) || transpose ||
+                         (!kQuantized && kDtype != PAGEDKV_DTYPE_F32 && total_rows > kDirectRows);
     const bool rotate = kQuantized && layer.hadamard;
     if (rotate)
         for (int32_t b = 0; b < num_blocks; ++b) {
@@ -557,7 +653,7 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
         } else if (paired) {
             if constexpr (kDtype == PAGEDKV_DTYPE_BF16)
                 attend_tile<kBf16Paired>(rows, nullptr, pos, n, blocks, num_blocks, head_dim, s, ahead);
-        } else if constexpr (!kQuantized) {
+        } else {
             attend_tile<kDtype>(rows, nullptr, pos, n, blocks, num_blocks, head_dim, s, ahead);
         }
         current ^= 1;

@@ -85,15 +85,14 @@ struct Vec {
         even = _mm256_castsi256_ps(_mm256_slli_epi32(words, 16));
         odd = _mm256_castsi256_ps(_mm256_and_si256(words, _mm256_set1_epi32(int32_t(0xffff0000u))));
     }
-    // Quantized KV codes (see pagedkv.h): W int8 codes; W 4-bit codes c + 8 from the low
-    // (shift 0) or high (shift 4) nibbles of W bytes, as c; W e4m3 codes as their value * 2^-8.
+    // Quantized KV codes (see pagedkv.h): W int8 codes; W 4-bit codes (stored c + 8) from the low
+    // (shift 0) or high (shift 4) nibbles of W bytes, as c + 8; W e4m3 codes as their value * 2^-8.
     static reg load_s8(const uint8_t* p) {
         return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)));
     }
-    static reg load_nibbles(const uint8_t* p, int shift) {
+    static reg load_u4(const uint8_t* p, int shift) {
         const __m256i bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p));
-        const __m256i codes = _mm256_and_si256(_mm256_srli_epi32(bytes, shift), _mm256_set1_epi32(15));
-        return _mm256_cvtepi32_ps(_mm256_sub_epi32(codes, _mm256_set1_epi32(8)));
+        return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(bytes, shift), _mm256_set1_epi32(15)));
     }
     static reg load_e4m3(const uint8_t* p) {
         const __m128i x = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i*)p));

@@ -83,10 +83,9 @@ struct Vec {
     static reg load_s8(const uint8_t* p) {
         return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p)));
     }
-    static reg load_nibbles(const uint8_t* p, int shift) {
+    static reg load_u4(const uint8_t* p, int shift) {
         const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p));
-        const __m512i codes = _mm512_and_si512(_mm512_srli_epi32(bytes, unsigned(shift)), _mm512_set1_epi32(15));
-        return _mm512_cvtepi32_ps(_mm512_sub_epi32(codes, _mm512_set1_epi32(8)));
+        return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(bytes, unsigned(shift)), _mm512_set1_epi32(15)));
     }
     static reg load_e4m3(const uint8_t* p) {
         const __m256i x = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)p));

@@ -69,9 +69,7 @@ struct Vec {
     }
     // Quantized KV codes, as in vec_avx2.h.
     static reg load_s8(const uint8_t* p) { return map([&](int i) { return float(int8_t(p[i])); }); }
-    static reg load_nibbles(const uint8_t* p, int shift) {
-        return map([&](int i) { return float(int32_t((p[i] >> shift) & 15) - 8); });
-    }
+    static reg load_u4(const uint8_t* p, int shift) { return map([&](int i) { return float((p[i] >> shift) & 15); }); }
     static reg load_e4m3(const uint8_t* p) {
         return map([&](int i) { return f16_to_float(uint16_t(((p[i] & 0x80u) << 8) | ((p[i] & 0x7fu) << 7))); });
     }
