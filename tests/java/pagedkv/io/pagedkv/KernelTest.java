@@ -222,6 +222,7 @@ class KernelTest {
             case F32 -> 0;
             case F16 -> Math.scalb(1.0, -10);
             case BF16 -> Math.scalb(1.0, -7);
+            default -> throw new IllegalArgumentException("raw page reads cover f32, f16 and bf16");
         };
         for (int t = 0; t < slots.length; t++)
             for (int h = 0; h < KV_HEADS; h++)
@@ -357,6 +358,7 @@ class KernelTest {
                 case F32 -> row.getAtIndex(ValueLayout.JAVA_FLOAT, i);
                 case F16 -> Float.float16ToFloat(row.getAtIndex(ValueLayout.JAVA_SHORT, i));
                 case BF16 -> Float.intBitsToFloat((row.getAtIndex(ValueLayout.JAVA_SHORT, i) & 0xffff) << 16);
+                default -> throw new IllegalArgumentException("raw page reads cover f32, f16 and bf16");
             };
         }
         return values;

@@ -48,7 +48,7 @@ class LibraryTest {
         assertEquals(new AttentionParams(32, 0.5f, 2, -1), p);
         assertThrows(IllegalArgumentException.class, () -> AttentionParams.of(0));
         assertThrows(IllegalArgumentException.class, () -> p.withKvSplitSize(-2));
-        assertEquals(0.0, new CacheStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0).hitRate());
-        assertEquals(0.25, new CacheStats(0, 0, 0, 0, 0, 0, 8, 2, 0, 0, 0, 0).hitRate());
+        assertEquals(0.0, new CacheStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0).hitRate());
+        assertEquals(0.25, new CacheStats(0, 0, 0, 0, 0, 0, 8, 2, 0, 0, 0, 0, 0).hitRate());
     }
 }

@@ -99,7 +99,7 @@ class CliTest {
             "top-p range      | replay --top-p 1.5         | --top-p must be in (0, 1], got 1.5",
             "temperature      | replay --temperature -1    | --temperature must be >= 0, got -1",
             "not a number     | replay --temperature hot   | --temperature needs a number, got 'hot'",
-            "bad dtype        | replay --kv-dtype fp8      | --kv-dtype must be f32, f16 or bf16, got 'fp8'",
+            "bad dtype        | replay --kv-dtype fp4      | --kv-dtype must be f32, f16, bf16, fp8, q8, q6 or q4, got 'fp4'",
             "bad device       | replay --device tpu        | --device must be cpu, cuda or cuda:N, got 'tpu'",
             "bad disallow     | replay --disallow 999      | --disallow: token 999 is outside the vocabulary",
             "disallow syntax  | replay --disallow 1,x      | --disallow needs an integer, got 'x'",
@@ -182,7 +182,7 @@ class CliTest {
         Outcome help = cli("replay", "--help");
         assertEquals(0, help.status());
         for (String option : List.of("--batch", "--max-new-tokens", "--temperature", "--top-k", "--top-p",
-                "--repetition-penalty", "--seed", "--disallow", "--page-size", "--pages", "--kv-dtype", "--device",
+                "--repetition-penalty", "--seed", "--disallow", "--page-size", "--pages", "--kv-dtype", "--kv-hadamard", "--device",
                 "--schedule", "--aging-bound", "--kv-events", "--kv-events-topic", "--no-reuse", "--verify",
                 "--tolerance", "--json", "--debug")) {
             assertTrue(help.out().contains(option), option + " in:\n" + help.out());
@@ -254,6 +254,10 @@ class CliTest {
         assertEquals(40.0 / 107, summary.get("hit_rate").asDouble(), 1e-9);
         assertEquals(0, summary.get("no_reuse").get("cached_tokens").asInt());
         assertTrue(summary.get("verify").get("ok").isBoolean() && summary.get("verify").get("ok").asBoolean());
+        // The tiny model: 2 layers x 2 KV heads x 64 dims x (K + V) x 4 bytes.
+        assertEquals(2048.0, summary.get("kv_bytes_per_token").asDouble());
+        assertEquals(1.0, summary.get("top1_agreement").asDouble());
+        assertTrue(summary.get("max_logit_diff").asDouble() <= 1e-3);
     }
 
     @Test

@@ -139,6 +139,24 @@ class ReplayTest {
         assertTrue(report.verify().ok(), dtype + ": max diff " + report.verify().maxAbsDiff());
         assertTrue(report.reuse().cascadeSteps() > 0, "a batch sharing the system prompt uses the cascade kernel");
         assertTrue(report.reuse().cachedTokens() > 0);
+        // Quantized runs are compared with an f32 recompute: their error shows, but stays small.
+        if (dtype.isQuantized()) assertTrue(report.verify().maxAbsDiff() > 0, dtype + " compared with f32 KV");
+        else assertEquals(1.0, report.verify().top1Agreement());
+    }
+
+    @Test
+    void quantizedPagesHoldFewerBytesAndTheHadamardRotationIsAccepted() {
+        List<Request> requests = TraceParser.parse(Path.of("examples", "few-shot.jsonl"), 16).stream()
+                .map(q -> q.withMaxNewTokens(3)).toList();
+        Replay.Report f32 = Replay.run("few-shot", "few-shot", requests,
+                options(CacheOptions.defaults(16, KvDtype.F32, Device.cpu()), 2, Replay.Mode.REUSE_ONLY, false), null);
+        CacheOptions q4 = new CacheOptions(16, 1024, KvDtype.Q4, Device.cpu(), true);
+        Replay.Report rotated = Replay.run("few-shot", "few-shot", requests,
+                options(q4, 2, Replay.Mode.REUSE_ONLY, true), null);
+        // q4: (32 bytes of codes + 4 of scales) per head and K|V, against 256 for f32.
+        assertEquals(f32.reuse().stats().kvBytesPerToken() * 36 / 256, rotated.reuse().stats().kvBytesPerToken());
+        assertTrue(rotated.verify().ok(), "max diff " + rotated.verify().maxAbsDiff());
+        assertTrue(rotated.verify().top1Agreement() > 0.5);
     }
 
     @Test

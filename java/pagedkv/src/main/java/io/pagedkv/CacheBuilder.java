@@ -27,6 +27,7 @@ public final class CacheBuilder {
     private Device device = Device.cpu();
     private int vocabSize;
     private boolean reuse = true;
+    private boolean hadamard = false;
 
     CacheBuilder() {}
 
@@ -94,6 +95,15 @@ public final class CacheBuilder {
     }
 
     /**
+     * true: Q8/Q6/Q4 caches rotate each group of 32 dims of K and V by a Hadamard transform before
+     * quantizing (outlier channels spread over the group); other formats refuse it.
+     */
+    public CacheBuilder hadamard(boolean value) {
+        hadamard = value;
+        return this;
+    }
+
+    /**
      * Creates the cache.
      *
      * @throws PagedKvException.InvalidArgument for a bad configuration (a head dim that is not a
@@ -114,7 +124,7 @@ public final class CacheBuilder {
             pagedkv_cache_config.device_type(c, device.type().code());
             pagedkv_cache_config.device_index(c, device.index());
             pagedkv_cache_config.vocab_size(c, vocabSize);
-            pagedkv_cache_config.flags(c, reuse ? 0 : PAGEDKV_CACHE_NO_REUSE());
+            pagedkv_cache_config.flags(c, (reuse ? 0 : PAGEDKV_CACHE_NO_REUSE()) | (hadamard ? PAGEDKV_CACHE_HADAMARD() : 0));
             return new PagedKvCache(c, device);
         }
     }

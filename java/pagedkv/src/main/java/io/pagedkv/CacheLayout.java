@@ -22,8 +22,16 @@ import java.util.Objects;
  */
 public record CacheLayout(int layers, int kvHeads, int headDim, int pageSize, int pages, KvDtype kvDtype,
                           Device device, long pageBytes, long slabStride, long pageStride, long poolBytes) {
-    /** Bytes per (layer, K|V) slab. */
+    /** Bytes of K and V of one token in all layers, scales included: {@code pageBytes / pageSize}. */
+    public double kvBytesPerToken() {
+        return (double) pageBytes / pageSize;
+    }
+
+    /** Bytes per (layer, K|V) slab (F32, F16, BF16; the quantized layouts are in pagedkv.h). */
     public long slabBytes() {
+        if (kvDtype.isQuantized()) {
+            throw new UnsupportedOperationException(kvDtype + " pages are laid out in runs of codes and scales (pagedkv.h)");
+        }
         return slabStride * kvDtype.bytes();
     }
 
@@ -35,6 +43,7 @@ public record CacheLayout(int layers, int kvHeads, int headDim, int pageSize, in
 
     /** Byte offset, inside a slab, of the first element of {@code (head, tokenInPage)}. */
     public long tokenOffset(int head, int tokenInPage) {
+        slabBytes();  // refuses the quantized formats
         return ((long) head * pageSize + tokenInPage) * headDim * kvDtype.bytes();
     }
 }

@@ -15,10 +15,11 @@ package io.pagedkv;
  * @param evictions pages reclaimed from the index
  * @param cowCopies page copies: partial-prefix copies and copy-on-write
  * @param dedupHits committed pages replaced by an identical indexed page
+ * @param kvBytesPerToken bytes of one token's K and V in all layers, scales included
  */
 public record CacheStats(int pagesTotal, int pagesFree, int pagesCached, int pagesInUse, int indexNodes,
                          int liveSequences, long promptTokens, long reusedTokens, long computedTokens,
-                         long evictions, long cowCopies, long dedupHits) {
+                         long evictions, long cowCopies, long dedupHits, double kvBytesPerToken) {
     /** Reused over prompt tokens; 0 before the first prompt. */
     public double hitRate() {
         return promptTokens == 0 ? 0.0 : (double) reusedTokens / promptTokens;

@@ -202,7 +202,8 @@ public final class PagedKvCache implements AutoCloseable {
                     pagedkv_cache_stats.index_nodes(s), pagedkv_cache_stats.live_sequences(s),
                     pagedkv_cache_stats.prompt_tokens(s), pagedkv_cache_stats.reused_tokens(s),
                     pagedkv_cache_stats.computed_tokens(s), pagedkv_cache_stats.evictions(s),
-                    pagedkv_cache_stats.cow_copies(s), pagedkv_cache_stats.dedup_hits(s));
+                    pagedkv_cache_stats.cow_copies(s), pagedkv_cache_stats.dedup_hits(s),
+                    pagedkv_cache_stats.kv_bytes_per_token(s));
         } finally {
             exit();
         }

@@ -64,7 +64,7 @@ final class OptionValues {
         throw new TypeConversionException("needs a number, got '" + text + "'");
     }
 
-    /** {@code f32|f16|bf16} (also fp32, float32, ...). */
+    /** {@code f32|f16|bf16|fp8|q8|q6|q4} (also fp32, float32, fp8_e4m3, ...). */
     static final class KvDtypeConverter implements ITypeConverter<KvDtype> {
         @Override
         public KvDtype convert(String text) {
@@ -72,7 +72,11 @@ final class OptionValues {
                 case "f32", "fp32", "float32" -> KvDtype.F32;
                 case "f16", "fp16", "float16" -> KvDtype.F16;
                 case "bf16", "bfloat16" -> KvDtype.BF16;
-                default -> throw new TypeConversionException("must be f32, f16 or bf16, got '" + text + "'");
+                case "fp8", "fp8_e4m3", "e4m3" -> KvDtype.FP8_E4M3;
+                case "q8" -> KvDtype.Q8;
+                case "q6" -> KvDtype.Q6;
+                case "q4" -> KvDtype.Q4;
+                default -> throw new TypeConversionException("must be f32, f16, bf16, fp8, q8, q6 or q4, got '" + text + "'");
             };
         }
     }

@@ -89,9 +89,15 @@ final class ReplayOptions {
                 description = "capacity in pages (default: 16384 tokens' worth); small values show eviction")
         Integer pages;
 
-        @Option(names = "--kv-dtype", paramLabel = "f32|f16|bf16", converter = OptionValues.KvDtypeConverter.class,
-                description = "stored K/V type (default f32)")
+        @Option(names = "--kv-dtype", paramLabel = "f32|f16|bf16|fp8|q8|q6|q4",
+                converter = OptionValues.KvDtypeConverter.class,
+                description = "stored K/V type (default f32); fp8, q8, q6 (K 8-bit, V 4-bit), q4 are quantized "
+                        + "pages, and --verify then compares with a recompute over f32 KV")
         KvDtype kvDtype = KvDtype.F32;
+
+        @Option(names = "--kv-hadamard",
+                description = "q8/q6/q4: rotate each group of 32 dims by a Hadamard transform before quantizing")
+        boolean hadamard;
 
         @Option(names = "--device", paramLabel = "cpu|cuda[:N]", converter = OptionValues.DeviceConverter.class,
                 description = "where the pages live and the kernels run (default cpu)")
@@ -148,7 +154,7 @@ final class ReplayOptions {
         int pages = cache.pages != null
                 ? OptionValues.inRange(commandLine, "--pages", cache.pages, 1, Integer.MAX_VALUE)
                 : CacheOptions.defaults(pageSize, cache.kvDtype, cache.device).pages();
-        CacheOptions cacheOptions = new CacheOptions(pageSize, pages, cache.kvDtype, cache.device);
+        CacheOptions cacheOptions = new CacheOptions(pageSize, pages, cache.kvDtype, cache.device, cache.hadamard);
         int batch = OptionValues.inRange(commandLine, "--batch", workload.batch, 1, 4096);
 
         Replay.Mode mode = output.noReuse ? Replay.Mode.NO_REUSE_ONLY : Replay.Mode.COMPARE;

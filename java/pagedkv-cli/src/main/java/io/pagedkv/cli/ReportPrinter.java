@@ -148,8 +148,9 @@ final class ReportPrinter {
     static String verifySentence(Verifier.Result v) {
         String where = v.worstRequest() == null ? "" : " (request " + v.worstRequest() + ", generated token " + (v.worstIndex() + 1) + ")";
         return String.format(Locale.ROOT,
-                "%d generated positions of %d requests recomputed from scratch without reuse; max |logit difference| %.3g%s, tolerance %.3g",
-                v.positions(), v.requests(), v.maxAbsDiff(), where, v.tolerance());
+                "%d generated positions of %d requests recomputed from scratch without reuse; max |logit difference| %.3g%s, "
+                        + "mean %.3g, top-1 agreement %.4f, tolerance %.3g",
+                v.positions(), v.requests(), v.maxAbsDiff(), where, v.meanAbsDiff(), v.top1Agreement(), v.tolerance());
     }
 
     private static double ratio(double slow, double fast) {
@@ -187,10 +188,16 @@ final class ReportPrinter {
         g.writeNumberField("requests", primary.requests().size());
         g.writeBooleanField("reuse", report.reuse() != null);
         runFields(g, primary);
+        JsonLines.number(g, "kv_bytes_per_token", primary.stats().kvBytesPerToken());
+        if (report.verify() != null) {
+            JsonLines.number(g, "max_logit_diff", report.verify().maxAbsDiff());
+            JsonLines.number(g, "top1_agreement", report.verify().top1Agreement());
+        }
         g.writeObjectFieldStart("config");
         g.writeNumberField("page_size", o.cache().pageSize());
         g.writeNumberField("pages", o.cache().pages());
         g.writeStringField("kv_dtype", o.cache().kvDtype().name().toLowerCase(Locale.ROOT));
+        g.writeBooleanField("kv_hadamard", o.cache().hadamard());
         g.writeStringField("device", o.cache().device().toString());
         g.writeNumberField("batch", o.batch());
         g.writeStringField("sampling", o.sampling().describe());
@@ -233,6 +240,8 @@ final class ReportPrinter {
             g.writeNumberField("positions", v.positions());
             JsonLines.number(g, "max_abs_diff", v.maxAbsDiff());
             JsonLines.number(g, "tolerance", v.tolerance());
+            JsonLines.number(g, "top1_agreement", v.top1Agreement());
+            JsonLines.number(g, "mean_abs_diff", v.meanAbsDiff());
             g.writeStringField("worst_request", v.worstRequest());
             g.writeEndObject();
         }

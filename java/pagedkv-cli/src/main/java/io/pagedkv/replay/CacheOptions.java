@@ -11,14 +11,25 @@ import io.pagedkv.PagedKvCache;
  * @param pages    capacity in pages
  * @param kvDtype  element type of the stored K/V
  * @param device   where the pages live and the kernels run
+ * @param hadamard Q8/Q6/Q4: K/V groups rotated before quantizing
  */
-public record CacheOptions(int pageSize, int pages, KvDtype kvDtype, Device device) {
+public record CacheOptions(int pageSize, int pages, KvDtype kvDtype, Device device, boolean hadamard) {
     /** Default capacity in tokens when no page count is given. */
     public static final int DEFAULT_CAPACITY_TOKENS = 16384;
 
     public CacheOptions {
         if (pageSize < 1) throw new IllegalArgumentException("page size must be >= 1");
         if (pages < 1) throw new IllegalArgumentException("pages must be >= 1");
+    }
+
+    /** Without the Hadamard rotation. */
+    public CacheOptions(int pageSize, int pages, KvDtype kvDtype, Device device) {
+        this(pageSize, pages, kvDtype, device, false);
+    }
+
+    /** The same pages and device with another KV format (the f32 recompute of --verify). */
+    public CacheOptions withKvDtype(KvDtype dtype) {
+        return new CacheOptions(pageSize, pages, dtype, device, hadamard && dtype == kvDtype);
     }
 
     /** Page size {@code pageSize} and the default capacity. */
@@ -38,17 +49,29 @@ public record CacheOptions(int pageSize, int pages, KvDtype kvDtype, Device devi
                 .device(device)
                 .vocabSize(model.vocab())
                 .reuse(reuse)
+                .hadamard(hadamard)
                 .build();
     }
 
-    /** Bytes of the page pool holding {@code model}'s keys and values. */
+    /** Bytes of the page pool holding {@code model}'s keys and values (the layout of pagedkv.h). */
     public long poolBytes(ModelConfig model) {
-        return (long) pages * pageSize * model.layers() * 2L * model.kvHeads() * model.headDim() * kvDtype.bytes();
+        return (long) pages * model.layers() * model.kvHeads() * (runBytes(0, model.headDim()) + runBytes(1, model.headDim()));
+    }
+
+    /** One head's K (kv 0) or V (kv 1) for a page: codes, scales and padding for the quantized formats. */
+    private long runBytes(int kv, int headDim) {
+        if (!kvDtype.isQuantized()) return (long) pageSize * headDim * kvDtype.bytes();
+        boolean fourBit = kvDtype == KvDtype.Q4 || (kvDtype == KvDtype.Q6 && kv == 1);
+        long token = fourBit ? headDim / 2 : headDim;
+        if (kvDtype != KvDtype.FP8_E4M3) token += headDim / 32 * 2;  // fp16 scale per 32 dims
+        long run = pageSize * token + (kvDtype == KvDtype.FP8_E4M3 ? 16 : 0);
+        return (run + 15) / 16 * 16;
     }
 
     /** One line for reports, e.g. {@code cpu, page size 16, 1024 pages (16384 tokens, 32.0 MiB), f32 KV}. */
     public String describe(ModelConfig model) {
-        return String.format("%s, page size %d, %d pages (%d tokens, %s), %s KV", device, pageSize, pages,
-                (long) pageSize * pages, ByteUnits.format(poolBytes(model)), kvDtype.name().toLowerCase(java.util.Locale.ROOT));
+        return String.format("%s, page size %d, %d pages (%d tokens, %s), %s%s KV", device, pageSize, pages,
+                (long) pageSize * pages, ByteUnits.format(poolBytes(model)), kvDtype.name().toLowerCase(java.util.Locale.ROOT),
+                hadamard ? " (Hadamard-rotated)" : "");
     }
 }

@@ -164,7 +164,8 @@ public final class Replay {
         if (verify) {
             RunResult checked = reuse != null ? reuse : noReuse;
             phase(listener, "verify");
-            try (PagedKvCache scratch = options.cache().build(options.model(), false)) {
+            CacheOptions recompute = options.cache().withKvDtype(Verifier.recomputeDtype(options.cache().kvDtype()));
+            try (PagedKvCache scratch = recompute.build(options.model(), false)) {
                 check = Verifier.verify(model, scratch, checked.requests(), options.effectiveTolerance(),
                         progressOf(listener));
             }

@@ -25,11 +25,18 @@ public final class Verifier {
      * @param worstRequest id of the request where it occurred (null if nothing was compared)
      * @param worstIndex   index of the generated token where it occurred
      * @param tolerance    the bound maxAbsDiff must not exceed
+     * @param top1Matches  positions whose largest logit is the same token on both sides
+     * @param meanAbsDiff  mean |logit difference| over every logit of every compared position
      */
     public record Result(int requests, long positions, double maxAbsDiff, String worstRequest, int worstIndex,
-                         double tolerance) {
+                         double tolerance, long top1Matches, double meanAbsDiff) {
         public boolean ok() {
             return maxAbsDiff <= tolerance;
+        }
+
+        /** Fraction of positions whose top-1 token agrees (1 when nothing was compared). */
+        public double top1Agreement() {
+            return positions == 0 ? 1.0 : (double) top1Matches / positions;
         }
     }
 
@@ -45,7 +52,17 @@ public final class Verifier {
             case F32 -> 1e-3;
             case F16 -> 1e-2;
             case BF16 -> 5e-2;
+            // Quantized formats are compared with a recompute over f32 KV: the bound is the
+            // format's own error on the bundled model, with margin (README, "Quantized KV pages").
+            case FP8_E4M3, Q8 -> 0.5;
+            case Q6 -> 1.0;
+            case Q4 -> 2.0;
         };
+    }
+
+    /** The KV format of the recompute: the run's own, or f32 for a quantized run. */
+    public static KvDtype recomputeDtype(KvDtype dtype) {
+        return dtype.isQuantized() ? KvDtype.F32 : dtype;
     }
 
     /**
@@ -58,6 +75,9 @@ public final class Verifier {
         String worst = null;
         int worstIndex = -1;
         long positions = 0;
+        long top1Matches = 0;
+        double sumDiff = 0;
+        long logits = 0;
         int done = 0;
         try (PagedAttention attention = new PagedAttention(scratch, model.config())) {
             for (RequestResult r : results) {
@@ -70,8 +90,11 @@ public final class Verifier {
                     for (int g = 0; g < generated; g++) {
                         float[] a = r.logits().get(g);
                         float[] b = fresh[g];
+                        if (argmax(a) == argmax(b)) top1Matches++;
+                        logits += a.length;
                         for (int i = 0; i < a.length; i++) {
                             double d = Math.abs((double) a[i] - b[i]);
+                            sumDiff += d;
                             if (d > maxDiff || Double.isNaN(d)) {
                                 maxDiff = Double.isNaN(d) ? Double.POSITIVE_INFINITY : d;
                                 worst = r.request().id();
@@ -85,7 +108,14 @@ public final class Verifier {
                 if (progress != null) progress.update(done, results.size(), positions);
             }
         }
-        return new Result(results.size(), positions, maxDiff, worst, worstIndex, tolerance);
+        return new Result(results.size(), positions, maxDiff, worst, worstIndex, tolerance, top1Matches,
+                logits == 0 ? 0.0 : sumDiff / logits);
+    }
+
+    private static int argmax(float[] logits) {
+        int best = 0;
+        for (int i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+        return best;
     }
 
     /** Logits of the generated positions of r, computed in one prefill from an empty cache. */
