@@ -35,7 +35,7 @@ final class InfoCommand implements Callable<Integer> {
         int gpus = PagedKvCache.cudaDeviceCount();
         if (gpus == 0) {
             out.println("cuda: " + (backends.contains(Backend.CUDA_BUILT)
-                    ? "built in, no CUDA device found (" + noDeviceReason() + ")"
+                    ? "built in; " + noDeviceReason()
                     : "not built in (no nvcc at build time)"));
         }
         for (int i = 0; i < gpus; i++) out.println(PagedKvCache.describeDevice(Device.cuda(i)));
@@ -43,7 +43,7 @@ final class InfoCommand implements Callable<Integer> {
         return Main.OK;
     }
 
-    /** The library's reason for finding no device (no driver, no GPU...). */
+    /** The library's reason for finding no device, in words first ("no NVIDIA driver found (...)"). */
     private static String noDeviceReason() {
         try {
             PagedKvCache.describeDevice(Device.cuda(0));
