@@ -19,9 +19,9 @@ import java.util.stream.Collectors;
  * the prebuilt libllama from npm. Found through $PAGEDKV_LLAMA_CACHE (or the install script's
  * default cache), installed on first use. {@link #unavailable()} says why when it cannot be had.
  */
-final class LlamaCppOracle {
+public final class LlamaCppOracle {
     /** One prompt's run: logits after every prompt position and every greedy decode step. */
-    record Run(int promptLength, float[][] logits, int[] greedy) {}
+    public record Run(int promptLength, float[][] logits, int[] greedy) {}
 
     private static LlamaCppOracle instance;
     private static String unavailable;
@@ -37,7 +37,7 @@ final class LlamaCppOracle {
     }
 
     /** The oracle, installing it when needed; null when unavailable (see {@link #unavailable()}). */
-    static synchronized LlamaCppOracle get() {
+    public static synchronized LlamaCppOracle get() {
         if (instance != null || unavailable != null) return instance;
         Path script = repositoryRoot().resolve("scripts/llama-oracle/install");
         try {
@@ -57,7 +57,7 @@ final class LlamaCppOracle {
         }
     }
 
-    static String unavailable() {
+    public static String unavailable() {
         return unavailable;
     }
 
@@ -70,12 +70,12 @@ final class LlamaCppOracle {
     }
 
     /** The vocabulary-only GGUFs and tokenizer vectors of the llama.cpp source. */
-    Path vocabularies() {
+    public Path vocabularies() {
         return cache.resolve("llama.cpp/models");
     }
 
     /** Runs each prompt from an empty cache: logits at every position, then {@code decode} greedy steps. */
-    List<Run> logits(Path model, int decode, int[]... prompts) throws IOException, InterruptedException {
+    public List<Run> logits(Path model, int decode, int[]... prompts) throws IOException, InterruptedException {
         Path out = Files.createTempFile("llama-oracle", ".bin");
         try {
             List<String> cmd = new ArrayList<>(List.of(program.toString(), "logits", model.toString(), out.toString(), String.valueOf(decode)));
@@ -101,7 +101,7 @@ final class LlamaCppOracle {
     }
 
     /** llama.cpp's tokenization of each text with the vocabulary of {@code model}, in one process. */
-    List<int[]> tokenize(Path model, List<String> texts, boolean addSpecial, boolean parseSpecial) throws IOException, InterruptedException {
+    public List<int[]> tokenize(Path model, List<String> texts, boolean addSpecial, boolean parseSpecial) throws IOException, InterruptedException {
         ByteArrayOutputStream input = new ByteArrayOutputStream();
         for (String text : texts) {
             if (text.indexOf('\0') >= 0) throw new IllegalArgumentException("texts must not contain NUL");

@@ -104,7 +104,7 @@ class CliTest {
             "bad disallow     | replay --disallow 999      | --disallow: token 999 is outside the vocabulary",
             "disallow syntax  | replay --disallow 1,x      | --disallow needs an integer, got 'x'",
             "two files        | replay a.jsonl b.jsonl     | replay takes at most one trace file, got [a.jsonl, b.jsonl]",
-            "unknown command  | frobnicate                 | unknown command 'frobnicate' (commands: replay, info, help)",
+            "unknown command  | frobnicate                 | unknown command 'frobnicate' (commands: replay, chat, info, help)",
             "info arguments   | info extra                 | Unmatched argument at index 1: 'extra'",
             "missing file     | replay /nonexistent.jsonl  | /nonexistent.jsonl: no such file",
             "a directory      | replay examples            | examples: is a directory, not a JSONL file",

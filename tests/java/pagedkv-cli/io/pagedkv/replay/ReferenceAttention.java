@@ -1,5 +1,7 @@
 package io.pagedkv.replay;
 
+import io.pagedkv.model.Attention;
+
 import java.util.Arrays;
 
 /**
@@ -7,7 +9,7 @@ import java.util.Arrays;
  * the paged path is compared with. Each call appends the step's K/V of its layer, then lets query
  * token t (absolute position past + t) attend to positions [0, past + t].
  */
-final class ReferenceAttention implements TinyLlama.Attention {
+final class ReferenceAttention implements Attention {
     private final ModelConfig cfg;
     private final float[][] keys;
     private final float[][] values;

@@ -23,7 +23,7 @@ class ReplayTest {
     private static final TinyLlama MODEL = new TinyLlama(CFG);
 
     private static RunResult run(List<Request> requests, CacheOptions cacheOptions, int batch, boolean reuse) {
-        try (PagedKvCache cache = cacheOptions.build(CFG, reuse)) {
+        try (PagedKvCache cache = cacheOptions.build(MODEL, reuse)) {
             return new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, CFG.vocab()), batch, false, null)
                     .deferToShare(reuse)
                     .run(requests);
@@ -31,7 +31,7 @@ class ReplayTest {
     }
 
     private static Replay.Options options(CacheOptions cache, int batch, Replay.Mode mode, boolean verify) {
-        return new Replay.Options(cache, batch, SamplingOptions.GREEDY, CFG, mode, verify, Double.NaN);
+        return new Replay.Options(cache, batch, SamplingOptions.GREEDY, MODEL, mode, verify, Double.NaN);
     }
 
     @ParameterizedTest(name = "page size {0}")
@@ -199,13 +199,13 @@ class ReplayTest {
         // Each request needs 7 pages of 16 at the end; 12 pages hold two at most.
         CacheOptions tight = new CacheOptions(16, 12, KvDtype.F32, Device.cpu());
         RunResult preempting;
-        try (PagedKvCache cache = tight.build(CFG, true)) {
+        try (PagedKvCache cache = tight.build(MODEL, true)) {
             preempting = new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, CFG.vocab()), 4, true, null)
                     .optimisticAdmission().run(requests);
         }
         assertTrue(preempting.preemptions() > 0, "4 requests admitted into room for 2 must preempt");
         for (RequestResult r : preempting.requests()) assertEquals(40, r.generated().length);
-        try (PagedKvCache scratch = tight.build(CFG, false)) {
+        try (PagedKvCache scratch = tight.build(MODEL, false)) {
             Verifier.Result v = Verifier.verify(MODEL, scratch, preempting.requests(), 1e-3, null);
             assertTrue(v.ok(), "max diff " + v.maxAbsDiff());
         }
@@ -216,7 +216,7 @@ class ReplayTest {
         List<Request> requests = List.of(new Request("a", 1, Tokenizer.encode("hello world"), 3, ""));
         CacheOptions options = CacheOptions.defaults(16, KvDtype.F32, Device.cpu());
         RunResult r;
-        try (PagedKvCache cache = options.build(CFG, true)) {
+        try (PagedKvCache cache = options.build(MODEL, true)) {
             r = new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, CFG.vocab()), 1, true, null).run(requests);
         }
         RequestResult good = r.requests().get(0);
@@ -226,7 +226,7 @@ class ReplayTest {
         bad[7] += 0.01f;
         tampered.set(1, bad);
         RequestResult wrong = new RequestResult(good.request(), good.cachedTokens(), good.generated(), good.ttftNanos(), tampered);
-        try (PagedKvCache scratch = options.build(CFG, false)) {
+        try (PagedKvCache scratch = options.build(MODEL, false)) {
             Verifier.Result ok = Verifier.verify(MODEL, scratch, List.of(good), 1e-3, null);
             assertTrue(ok.ok(), "max diff " + ok.maxAbsDiff());
             Verifier.Result v = Verifier.verify(MODEL, scratch, List.of(wrong), 1e-3, null);

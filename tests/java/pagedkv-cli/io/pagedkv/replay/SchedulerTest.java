@@ -56,7 +56,7 @@ class SchedulerTest {
 
     private static RunResult run(List<Request> requests, CacheOptions options, int batch, SchedulePolicy policy,
                                  int agingBound) {
-        try (PagedKvCache cache = options.build(CFG, true)) {
+        try (PagedKvCache cache = options.build(MODEL, true)) {
             return new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, CFG.vocab()), batch, false, null)
                     .schedule(policy, agingBound)
                     .run(requests);

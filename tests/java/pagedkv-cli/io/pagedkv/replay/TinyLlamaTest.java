@@ -1,5 +1,7 @@
 package io.pagedkv.replay;
 
+import io.pagedkv.model.PagedKvAttention;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -80,12 +82,12 @@ class TinyLlamaTest {
         int[] p = prompt(n + 5, 4);
         ReferenceAttention oracle = new ReferenceAttention(CFG);
         float[][] expected = MODEL.forward(p, range(0, n + 5), range(n - 1, n + 5), oracle);
-        try (PagedKvCache cache = new CacheOptions(16, 64, KvDtype.F32, Device.cpu()).build(CFG, true);
-             PagedAttention attention = new PagedAttention(cache, CFG);
+        try (PagedKvCache cache = new CacheOptions(16, 64, KvDtype.F32, Device.cpu()).build(MODEL, true);
+             PagedKvAttention attention = new PagedKvAttention(cache, CFG.qHeads());
              Sequence seq = cache.createSequence(java.util.Arrays.copyOf(p, n), "")) {
             float[] got;
             try (Batch batch = cache.batch(List.of(seq))) {
-                attention.bind(batch, PagedAttention.Kernel.PREFILL);
+                attention.bind(batch, PagedKvAttention.Kernel.PREFILL);
                 got = MODEL.forward(java.util.Arrays.copyOf(p, n), range(0, n), new int[] {n - 1}, attention)[0];
                 batch.commit();
             }
@@ -93,7 +95,7 @@ class TinyLlamaTest {
             for (int i = n; i < n + 5; i++) {
                 seq.append(p[i]);
                 try (Batch batch = cache.batch(List.of(seq))) {
-                    attention.bind(batch, PagedAttention.Kernel.DECODE);
+                    attention.bind(batch, PagedKvAttention.Kernel.DECODE);
                     got = MODEL.forward(new int[] {p[i]}, new int[] {i}, new int[] {0}, attention)[0];
                     batch.commit();
                 }

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.pagedkv.model.LlamaCppAccess;
+import io.pagedkv.model.LlamaCppOracle;
 import io.pagedkv.model.gguf.GgufFile;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -23,6 +23,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * with and without special tokens parsed.
  */
 class TokenizerVectorsTest {
+    /** Tokenizers by vocabulary name, read once for both tests (qwen2's 152k tokens take a while). */
+    private static final java.util.Map<String, Tokenizer> TOKENIZERS = new java.util.concurrent.ConcurrentHashMap<>();
     private static final String SEPARATOR = "\n__ggml_vocab_test__\n";
     private static final String[] PIECES = {
         "a", "b", "Hello", " world", "the", " ", "  ", "   ", "\n", "\n\n", "\t", "\r\n", "0", "12", "3456789",
@@ -34,14 +36,15 @@ class TokenizerVectorsTest {
     @ParameterizedTest
     @ValueSource(strings = {"llama-spm", "llama-bpe", "qwen2"})
     void reproducesLlamaCppsVectors(String name) throws Exception {
-        Path models = LlamaCppAccess.vocabularies();
-        assumeTrue(models != null, LlamaCppAccess::unavailable);
+        LlamaCppOracle oracle = LlamaCppOracle.get();
+        assumeTrue(oracle != null, LlamaCppOracle::unavailable);
+        Path models = oracle.vocabularies();
         Path gguf = models.resolve("ggml-vocab-" + name + ".gguf");
         String[] inputs = splitInputs(Files.readString(Path.of(gguf + ".inp"), StandardCharsets.UTF_8));
         List<String> outputs = Files.readAllLines(Path.of(gguf + ".out"), StandardCharsets.UTF_8);
         assertEquals(inputs.length, outputs.size(), "tests in .inp and .out");
-        try (GgufFile file = GgufFile.open(gguf)) {
-            Tokenizer tokenizer = Tokenizer.of(file);
+        {
+            Tokenizer tokenizer = tokenizer(name, gguf);
             for (int i = 0; i < inputs.length; i++) {
                 String o = outputs.get(i).strip();
                 int[] want = o.isEmpty() ? new int[0] : Arrays.stream(o.split(" ")).mapToInt(Integer::parseInt).toArray();
@@ -55,8 +58,9 @@ class TokenizerVectorsTest {
     @ParameterizedTest
     @ValueSource(strings = {"llama-spm", "llama-bpe", "qwen2"})
     void randomTextsMatchLlamaCpp(String name) throws Exception {
-        Path models = LlamaCppAccess.vocabularies();
-        assumeTrue(models != null, LlamaCppAccess::unavailable);
+        LlamaCppOracle oracle = LlamaCppOracle.get();
+        assumeTrue(oracle != null, LlamaCppOracle::unavailable);
+        Path models = oracle.vocabularies();
         Path gguf = models.resolve("ggml-vocab-" + name + ".gguf");
         SplittableRandom rng = new SplittableRandom(name.hashCode());
         List<String> texts = new ArrayList<>();
@@ -67,11 +71,11 @@ class TokenizerVectorsTest {
                 texts.add(sb.toString());
             }
         }
-        try (GgufFile file = GgufFile.open(gguf)) {
-            Tokenizer tokenizer = Tokenizer.of(file);
+        {
+            Tokenizer tokenizer = tokenizer(name, gguf);
             for (boolean addSpecial : new boolean[] {false, true}) {
                 for (boolean parseSpecial : new boolean[] {false, true}) {
-                    List<int[]> want = LlamaCppAccess.tokenize(gguf, texts, addSpecial, parseSpecial);
+                    List<int[]> want = oracle.tokenize(gguf, texts, addSpecial, parseSpecial);
                     for (int i = 0; i < texts.size(); i++) {
                         String text = texts.get(i);
                         assertArrayEquals(want.get(i), tokenizer.encode(text, addSpecial, parseSpecial),
@@ -85,6 +89,16 @@ class TokenizerVectorsTest {
                 assertEquals(name.equals("llama-spm") ? " " + text.replace("\u2581", " ") : text, back, name + " round trip");
             }
         }
+    }
+
+    private static Tokenizer tokenizer(String name, Path gguf) {
+        return TOKENIZERS.computeIfAbsent(name, n -> {
+            try (GgufFile file = GgufFile.open(gguf)) {
+                return Tokenizer.of(file);
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
     }
 
     private static String[] splitInputs(String raw) {

@@ -22,7 +22,8 @@ import picocli.CommandLine.UnmatchedArgumentException;
 
 /**
  * The {@code pagedkv} command (picocli): {@code replay} (a workload through a tiny model, with and
- * without prefix reuse; the default), {@code info} (version, backends, devices) and {@code help}.
+ * without prefix reuse; the default), {@code chat} (a GGUF model in the terminal), {@code info}
+ * (version, backends, devices) and {@code help}.
  * {@link #run} returns the exit status instead of exiting, so tests can call it.
  */
 @Command(name = "pagedkv", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
@@ -37,7 +38,7 @@ public final class Main implements Runnable {
     static final int VERIFY_FAILED = 3;
     static final String EXIT_STATUS = "Exit status: 0 ok, 1 runtime failure, 2 bad usage or input, 3 verification failed.";
 
-    private static final List<String> COMMANDS = List.of("replay", "info", "help");
+    private static final List<String> COMMANDS = List.of("replay", "chat", "info", "help");
 
     @Option(names = "--debug", scope = ScopeType.INHERIT, description = "stack traces on errors")
     boolean debug;
@@ -78,6 +79,7 @@ public final class Main implements Runnable {
         PrintWriter errWriter = new PrintWriter(err, true);
         CommandLine commandLine = new CommandLine(new Main())
                 .addSubcommand("replay", new ReplayCommand(streams))
+                .addSubcommand("chat", new ChatCommand(streams))
                 .addSubcommand("info", new InfoCommand(streams))
                 .addSubcommand("help", new CommandLine.HelpCommand())
                 .setOverwrittenOptionsAllowed(true) // the last --batch given wins

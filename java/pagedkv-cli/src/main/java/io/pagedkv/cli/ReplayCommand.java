@@ -1,6 +1,13 @@
 package io.pagedkv.cli;
 
+import io.pagedkv.model.GgufModel;
+import io.pagedkv.model.Model;
+import io.pagedkv.model.chat.ChatFormat;
+import io.pagedkv.model.chat.GgufPrompts;
+import io.pagedkv.replay.ModelConfig;
+import io.pagedkv.replay.PromptEncoder;
 import io.pagedkv.replay.Replay;
+import io.pagedkv.replay.TinyLlama;
 import io.pagedkv.replay.Request;
 import io.pagedkv.replay.TraceParser;
 import io.pagedkv.replay.Workloads;
@@ -52,10 +59,19 @@ final class ReplayCommand implements Callable<Integer> {
     }
 
     @Override
-    public Integer call() {
+    public Integer call() throws java.io.IOException {
         CommandLine commandLine = spec.commandLine();
+        if (options.workload.model == null) return replay(commandLine, new TinyLlama(ModelConfig.DEFAULT), PromptEncoder.BYTES);
+        try (GgufModel gguf = GgufModel.open(options.workload.model, options.threads(commandLine))) {
+            String template = gguf.chatTemplate();
+            ChatFormat format = template == null ? null : ChatFormat.of(template);
+            return replay(commandLine, gguf.transformer(), new GgufPrompts(gguf.tokenizer(), format));
+        }
+    }
+
+    private int replay(CommandLine commandLine, Model model, PromptEncoder encoder) {
         String file = options.file(commandLine);
-        Replay.Options replayOptions = options.toReplayOptions(commandLine);
+        Replay.Options replayOptions = options.toReplayOptions(commandLine, model);
         int defaultMaxNew = options.maxNewTokens(commandLine);
 
         String workload;
@@ -68,11 +84,11 @@ final class ReplayCommand implements Callable<Integer> {
         } else if (file.equals(TraceParser.STDIN)) {
             workload = "stdin";
             source = "stdin";
-            requests = TraceParser.parse(source, streams.in(), defaultMaxNew);
+            requests = TraceParser.parse(source, streams.in(), defaultMaxNew, encoder);
         } else {
             workload = file;
             source = file;
-            requests = TraceParser.parse(Path.of(file), defaultMaxNew);
+            requests = TraceParser.parse(Path.of(file), defaultMaxNew, encoder);
         }
         Replay.checkCapacity(source, requests, replayOptions.cache());
 

@@ -3,7 +3,7 @@ package io.pagedkv.cli;
 import io.pagedkv.Device;
 import io.pagedkv.KvDtype;
 import io.pagedkv.replay.CacheOptions;
-import io.pagedkv.replay.ModelConfig;
+import io.pagedkv.model.Model;
 import io.pagedkv.replay.Replay;
 import io.pagedkv.replay.SamplingOptions;
 import io.pagedkv.replay.SchedulePolicy;
@@ -50,6 +50,14 @@ final class ReplayOptions {
     Output output = new Output();
 
     static final class Workload {
+        @Option(names = "--model", paramLabel = "FILE.gguf",
+                description = "a GGUF model (llama or qwen2) instead of the built-in tiny one; \"text\" and \"messages\""
+                        + " are tokenized with its vocabulary and chat template")
+        java.nio.file.Path model;
+
+        @Option(names = "--threads", paramLabel = "N", description = "--model: worker threads of its matrix products (default: all cores)")
+        int threads = Runtime.getRuntime().availableProcessors();
+
         @Option(names = "--batch", paramLabel = "N", description = "serve up to N requests at once, continuous batching (default 1)")
         int batch = 1;
 
@@ -79,6 +87,26 @@ final class ReplayOptions {
         @Option(names = "--disallow", paramLabel = "ID", split = ",", splitSynopsisLabel = ",",
                 description = "token ids never generated (repeatable)")
         List<Integer> disallow = new ArrayList<>();
+        /** The options as the sampler takes them; a usage error names the option and what it allows. */
+        SamplingOptions toOptions(CommandLine commandLine, int vocab, String vocabularyNote) {
+            boolean sampled = topK != null || topP != null;
+            double t = temperature == null ? (sampled ? 1.0 : 0.0)
+                    : OptionValues.require(commandLine, "--temperature", temperature, temperature >= 0, ">= 0");
+            int k = topK == null ? 0 : OptionValues.inRange(commandLine, "--top-k", topK, 0, Integer.MAX_VALUE);
+            double p = topP == null ? 1.0 : OptionValues.require(commandLine, "--top-p", topP, topP > 0 && topP <= 1, "in (0, 1]");
+            double penalty = OptionValues.require(commandLine, "--repetition-penalty", repetitionPenalty, repetitionPenalty > 0, "> 0");
+            for (int id : disallow) {
+                if (id < 0 || id >= vocab) {
+                    throw new ParameterException(commandLine, "--disallow: token " + id + " is outside the vocabulary [0, " + vocab
+                            + ")" + vocabularyNote);
+                }
+            }
+            int[] disallowed = disallow.stream().mapToInt(Integer::intValue).toArray();
+            if (Arrays.stream(disallowed).distinct().count() >= vocab) {
+                throw new ParameterException(commandLine, "--disallow covers the whole vocabulary; nothing could be generated");
+            }
+            return new SamplingOptions((float) t, k, (float) p, (float) penalty, seed, disallowed);
+        }
     }
 
     static final class Cache {
@@ -148,8 +176,11 @@ final class ReplayOptions {
         return files.isEmpty() ? null : files.get(0);
     }
 
-    /** The options as {@link Replay} takes them; a usage error names the option and what it allows. */
-    Replay.Options toReplayOptions(CommandLine commandLine) {
+    /**
+     * The options as {@link Replay} takes them, for {@code model} (the built-in one or --model's); a
+     * usage error names the option and what it allows.
+     */
+    Replay.Options toReplayOptions(CommandLine commandLine, Model model) {
         int pageSize = OptionValues.inRange(commandLine, "--page-size", cache.pageSize, 1, 4096);
         int pages = cache.pages != null
                 ? OptionValues.inRange(commandLine, "--pages", cache.pages, 1, Integer.MAX_VALUE)
@@ -161,35 +192,18 @@ final class ReplayOptions {
         double tolerance = output.tolerance == null ? Double.NaN
                 : OptionValues.require(commandLine, "--tolerance", output.tolerance, output.tolerance >= 0, ">= 0");
         int agingBound = OptionValues.inRange(commandLine, "--aging-bound", scheduling.agingBound, 0, Integer.MAX_VALUE);
-        return new Replay.Options(cacheOptions, batch, samplingOptions(commandLine), ModelConfig.DEFAULT, mode,
+        String note = workload.model == null ? " (" + Tokenizer.VOCAB_SIZE + " tokens: bytes 0-255, then the ChatML specials)" : "";
+        return new Replay.Options(cacheOptions, batch, sampling.toOptions(commandLine, model.vocab(), note), model, mode,
                 output.verify, tolerance, scheduling.schedule, agingBound, kvEventsOptions(commandLine, mode));
+    }
+
+    /** --threads, checked. */
+    int threads(CommandLine commandLine) {
+        return OptionValues.inRange(commandLine, "--threads", workload.threads, 1, 1024);
     }
 
     int maxNewTokens(CommandLine commandLine) {
         return OptionValues.inRange(commandLine, "--max-new-tokens", workload.maxNewTokens, 0, 1 << 20);
-    }
-
-    private SamplingOptions samplingOptions(CommandLine commandLine) {
-        boolean sampled = sampling.topK != null || sampling.topP != null;
-        double temperature = sampling.temperature == null ? (sampled ? 1.0 : 0.0)
-                : OptionValues.require(commandLine, "--temperature", sampling.temperature, sampling.temperature >= 0, ">= 0");
-        int topK = sampling.topK == null ? 0 : OptionValues.inRange(commandLine, "--top-k", sampling.topK, 0, Integer.MAX_VALUE);
-        double topP = sampling.topP == null ? 1.0
-                : OptionValues.require(commandLine, "--top-p", sampling.topP, sampling.topP > 0 && sampling.topP <= 1, "in (0, 1]");
-        double penalty = OptionValues.require(commandLine, "--repetition-penalty", sampling.repetitionPenalty,
-                sampling.repetitionPenalty > 0, "> 0");
-        int vocab = ModelConfig.DEFAULT.vocab();
-        for (int id : sampling.disallow) {
-            if (id < 0 || id >= vocab) {
-                throw new ParameterException(commandLine, "--disallow: token " + id + " is outside the vocabulary [0, " + vocab
-                        + ") (" + Tokenizer.VOCAB_SIZE + " tokens: bytes 0-255, then the ChatML specials)");
-            }
-        }
-        int[] disallowed = sampling.disallow.stream().mapToInt(Integer::intValue).toArray();
-        if (Arrays.stream(disallowed).distinct().count() >= vocab) {
-            throw new ParameterException(commandLine, "--disallow covers the whole vocabulary; nothing could be generated");
-        }
-        return new SamplingOptions((float) temperature, topK, (float) topP, (float) penalty, sampling.seed, disallowed);
     }
 
     /** --kv-events ENDPOINT[,REPLAY_ENDPOINT] and --kv-events-topic, or null without --kv-events. */

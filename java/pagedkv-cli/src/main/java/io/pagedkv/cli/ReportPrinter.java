@@ -185,6 +185,7 @@ final class ReportPrinter {
         RunResult primary = report.primary();
         g.writeStringField("type", "summary");
         g.writeStringField("workload", report.workload());
+        g.writeStringField("model", o.model().describe());
         g.writeNumberField("requests", primary.requests().size());
         g.writeBooleanField("reuse", report.reuse() != null);
         runFields(g, primary);

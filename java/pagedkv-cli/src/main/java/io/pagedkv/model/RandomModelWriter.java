@@ -17,14 +17,17 @@ import java.util.SplittableRandom;
  * weights lie near one. The vocabulary is SentencePiece-style: {@code <unk>}, {@code <s>},
  * {@code </s>}, the 256 byte tokens, then word pieces, so any text has a tokenization.
  *
- * @param shape      the hyperparameters (the vocabulary size must be at least 259)
+ * @param shape      the hyperparameters (the vocabulary size must be at least 261)
  * @param weightType the type of every matrix (token embedding and output included)
  * @param tiedOutput no output.weight: logits use the token embedding
  * @param logitScale multiplies the output weights, so the next-token distribution is neither flat nor one-hot
  * @param seed       seed the weights are drawn from
  */
 public record RandomModelWriter(ModelShape shape, GgmlType weightType, boolean tiedOutput, float logitScale, long seed) {
-    public static final int FIRST_PIECE = 259;
+    public static final int FIRST_PIECE = 261;
+    /** ChatML in the Jinja form models carry (the engine only recognizes the format from it). */
+    static final String CHATML_TEMPLATE = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+            + " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
     public RandomModelWriter {
         if (shape.vocab() < FIRST_PIECE) throw new IllegalArgumentException("the vocabulary needs at least " + FIRST_PIECE + " tokens");
@@ -74,7 +77,7 @@ public record RandomModelWriter(ModelShape shape, GgmlType weightType, boolean t
         w.write(path);
     }
 
-    /** A byte-fallback SentencePiece vocabulary: unk, bos, eos, the 256 bytes, then pieces. */
+    /** A byte-fallback SentencePiece vocabulary: unk, bos, eos, the 256 bytes, ChatML's markers, then pieces. */
     private static void vocabulary(GgufWriter w, int size) {
         List<String> tokens = new ArrayList<>(size);
         float[] scores = new float[size];
@@ -89,6 +92,10 @@ public record RandomModelWriter(ModelShape shape, GgmlType weightType, boolean t
             tokens.add(String.format("<0x%02X>", b));
             types[3 + b] = 6;
         }
+        tokens.add("<|im_start|>");
+        types[259] = 3;
+        tokens.add("<|im_end|>");
+        types[260] = 3;
         String letters = "etaoinshrdlucmfwypvbgkjqxz";
         for (int i = FIRST_PIECE; i < size; i++) {
             int k = i - FIRST_PIECE;
@@ -106,7 +113,8 @@ public record RandomModelWriter(ModelShape shape, GgmlType weightType, boolean t
                 .putUint32("tokenizer.ggml.bos_token_id", 1)
                 .putUint32("tokenizer.ggml.eos_token_id", 2)
                 .putBool("tokenizer.ggml.add_bos_token", true)
-                .putBool("tokenizer.ggml.add_eos_token", false);
+                .putBool("tokenizer.ggml.add_eos_token", false)
+                .putString("tokenizer.chat_template", CHATML_TEMPLATE);
     }
 
     private void matrix(GgufWriter w, SplittableRandom rng, String name, int rows, int cols, float std) {

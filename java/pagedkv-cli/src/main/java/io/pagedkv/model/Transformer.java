@@ -16,7 +16,7 @@ import io.pagedkv.model.tensor.WeightMatrix;
  * <p>Immutable after construction; {@link #forward} is thread-safe as long as the attention is.
  * The GGUF file must stay open while the model is used.
  */
-public final class Transformer {
+public final class Transformer implements Model {
     private record Layer(float[] attnNorm, WeightMatrix wq, WeightMatrix wk, WeightMatrix wv, float[] bq, float[] bk,
                          float[] bv, WeightMatrix wo, float[] ffnNorm, WeightMatrix gate, WeightMatrix up, WeightMatrix down) {}
 
@@ -73,6 +73,36 @@ public final class Transformer {
         return shape;
     }
 
+    @Override
+    public int layers() {
+        return shape.layers();
+    }
+
+    @Override
+    public int heads() {
+        return shape.heads();
+    }
+
+    @Override
+    public int kvHeads() {
+        return shape.kvHeads();
+    }
+
+    @Override
+    public int headDim() {
+        return shape.headDim();
+    }
+
+    @Override
+    public int vocab() {
+        return shape.vocab();
+    }
+
+    @Override
+    public String describe() {
+        return shape.describe() + ", " + weightType() + " weights";
+    }
+
     /** The type of the feed-forward weights (for reports: "Q8_0", "Q4_K", ...). */
     public String weightType() {
         return layers[0].gate.type().name();
@@ -87,6 +117,7 @@ public final class Transformer {
      * @param attention the attention of each layer
      * @return logits, one row of {@code vocab} floats per entry of logitRows
      */
+    @Override
     public float[][] forward(int[] tokens, int[] positions, int[] logitRows, Attention attention) {
         int t = tokens.length;
         if (positions.length != t) throw new IllegalArgumentException("tokens and positions differ in length");

@@ -1,5 +1,7 @@
 package io.pagedkv.replay;
 
+import io.pagedkv.model.Model;
+
 import io.pagedkv.Device;
 import io.pagedkv.KvDtype;
 import io.pagedkv.PagedKvCache;
@@ -38,7 +40,7 @@ public record CacheOptions(int pageSize, int pages, KvDtype kvDtype, Device devi
     }
 
     /** A cache for {@code model}'s KV; {@code reuse} false builds one that never matches prefixes. */
-    public PagedKvCache build(ModelConfig model, boolean reuse) {
+    public PagedKvCache build(Model model, boolean reuse) {
         return PagedKvCache.builder()
                 .layers(model.layers())
                 .kvHeads(model.kvHeads())

@@ -1,5 +1,7 @@
 package io.pagedkv.replay;
 
+import io.pagedkv.model.Model;
+
 import io.pagedkv.KvEventPublisher;
 import io.pagedkv.PagedKvCache;
 import java.util.Arrays;
@@ -44,7 +46,7 @@ public final class Replay {
      * @param cache      how caches are built
      * @param batch      requests served at once (continuous batching)
      * @param sampling   how tokens are chosen
-     * @param model      the model's shape and seed
+     * @param model      the model (the built-in tiny Llama or a GGUF file's)
      * @param mode       which runs to make
      * @param verify     recompute every request without reuse and compare logits
      * @param tolerance  bound on |logit difference| for verify; NaN = the KV dtype's default
@@ -53,7 +55,7 @@ public final class Replay {
      * @param agingBound LPM: later requests admitted ahead of a waiting one before it goes regardless
      * @param kvEvents   where the first run with reuse publishes its KV events, or null
      */
-    public record Options(CacheOptions cache, int batch, SamplingOptions sampling, ModelConfig model, Mode mode,
+    public record Options(CacheOptions cache, int batch, SamplingOptions sampling, Model model, Mode mode,
                           boolean verify, double tolerance, SchedulePolicy schedule, int agingBound,
                           KvEventsOptions kvEvents) {
         public Options {
@@ -67,7 +69,7 @@ public final class Replay {
         }
 
         /** FCFS, no events. */
-        public Options(CacheOptions cache, int batch, SamplingOptions sampling, ModelConfig model, Mode mode,
+        public Options(CacheOptions cache, int batch, SamplingOptions sampling, Model model, Mode mode,
                        boolean verify, double tolerance) {
             this(cache, batch, sampling, model, mode, verify, tolerance, SchedulePolicy.FCFS,
                     Scheduler.DEFAULT_AGING_BOUND, null);
@@ -142,7 +144,7 @@ public final class Replay {
     public static Report run(String workload, String source, List<Request> requests, Options options, Listener listener) {
         checkCapacity(source, requests, options.cache());
         Sampler sampler = new Sampler(options.sampling(), options.model().vocab());
-        TinyLlama model = new TinyLlama(options.model());
+        Model model = options.model();
         warmUp(model, options.cache());
         boolean verify = options.verify();
         boolean lpm = options.schedule() == SchedulePolicy.LPM;
@@ -175,7 +177,7 @@ public final class Replay {
     }
 
     /** One run; with {@code events} non-null and KV events asked for, publishes them and keeps the stats. */
-    private static RunResult runOnce(TinyLlama model, Options options, Sampler sampler, List<Request> requests,
+    private static RunResult runOnce(Model model, Options options, Sampler sampler, List<Request> requests,
                                      boolean reuse, SchedulePolicy schedule, boolean record, String name,
                                      Listener listener, KvEventPublisher.Stats[] events) {
         phase(listener, name);
@@ -203,8 +205,8 @@ public final class Replay {
      * Runs a few prefill and decode steps on a throwaway cache, so the JIT has compiled the model
      * before anything is timed and neither run of the comparison pays for it alone.
      */
-    private static void warmUp(TinyLlama model, CacheOptions cacheOptions) {
-        int vocab = model.config().vocab();
+    private static void warmUp(Model model, CacheOptions cacheOptions) {
+        int vocab = model.vocab();
         SplitMix64 rng = new SplitMix64(1);
         int capacity = cacheOptions.pages() * cacheOptions.pageSize();
         int promptLength = Math.max(1, Math.min(128, capacity / 4));
@@ -215,7 +217,7 @@ public final class Replay {
                 new Request("warm-up-2", 0, prompt, newTokens, ""));
         Sampler greedy = new Sampler(SamplingOptions.GREEDY, vocab);
         for (int round = 0; round < 3; round++) {
-            try (PagedKvCache cache = cacheOptions.build(model.config(), round != 1)) {
+            try (PagedKvCache cache = cacheOptions.build(model, round != 1)) {
                 new Scheduler(model, cache, greedy, 1 + round % 2, false, null).run(warm);
             }
         }

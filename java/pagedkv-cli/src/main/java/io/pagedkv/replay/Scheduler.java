@@ -1,5 +1,8 @@
 package io.pagedkv.replay;
 
+import io.pagedkv.model.Model;
+import io.pagedkv.model.PagedKvAttention;
+
 import io.pagedkv.Batch;
 import io.pagedkv.CacheStats;
 import io.pagedkv.OutOfPagesException;
@@ -49,7 +52,7 @@ public final class Scheduler {
     /** Later requests admitted ahead of a waiting one before LPM admits it regardless (default). */
     public static final int DEFAULT_AGING_BOUND = 8;
 
-    private final TinyLlama model;
+    private final Model model;
     private final PagedKvCache cache;
     private final Sampler sampler;
     private final int maxBatch;
@@ -82,7 +85,7 @@ public final class Scheduler {
      * @param recordLogits keep the logits of every generated position (for {@link Verifier})
      * @param progress     called after every step; may be null
      */
-    public Scheduler(TinyLlama model, PagedKvCache cache, Sampler sampler, int maxBatch, boolean recordLogits,
+    public Scheduler(Model model, PagedKvCache cache, Sampler sampler, int maxBatch, boolean recordLogits,
                      Progress progress) {
         if (maxBatch < 1) throw new IllegalArgumentException("batch must be >= 1");
         this.model = model;
@@ -165,7 +168,7 @@ public final class Scheduler {
         pending.addAll(slots);
         long start = System.nanoTime();
         runStart = start;
-        try (PagedAttention attention = new PagedAttention(cache, model.config())) {
+        try (PagedKvAttention attention = new PagedKvAttention(cache, model.heads())) {
             while (!pending.isEmpty() || !active.isEmpty()) {
                 List<Slot> joined = admit();
                 if (!joined.isEmpty()) {
@@ -277,7 +280,7 @@ public final class Scheduler {
     }
 
     /** One batch with the uncached prompt positions of every joining request. */
-    private void prefill(List<Slot> joined, PagedAttention attention) {
+    private void prefill(List<Slot> joined, PagedKvAttention attention) {
         long t0 = System.nanoTime();
         float[][] logits;
         int[] rowOwner;
@@ -301,8 +304,8 @@ public final class Scheduler {
                     owners.add(i);
                 }
             }
-            PagedAttention.Kernel kernel = batch.sharedPrefixPages() > 0 ? PagedAttention.Kernel.CASCADE
-                    : PagedAttention.Kernel.PREFILL;
+            PagedKvAttention.Kernel kernel = batch.sharedPrefixPages() > 0 ? PagedKvAttention.Kernel.CASCADE
+                    : PagedKvAttention.Kernel.PREFILL;
             attention.bind(batch, kernel);
             try {
                 logits = model.forward(tokens, positions, rows.toArray(), attention);
@@ -324,7 +327,7 @@ public final class Scheduler {
     }
 
     /** One batch with the last appended token of every running request. */
-    private void decode(PagedAttention attention) {
+    private void decode(PagedKvAttention attention) {
         long t0 = System.nanoTime();
         List<Slot> step = new ArrayList<>(active);
         float[][] logits;
@@ -342,8 +345,8 @@ public final class Scheduler {
                 tokens[i] = s.tokens.get(positions[i]);
                 rows[i] = i;
             }
-            PagedAttention.Kernel kernel = batch.sharedPrefixPages() > 0 ? PagedAttention.Kernel.CASCADE
-                    : PagedAttention.Kernel.DECODE;
+            PagedKvAttention.Kernel kernel = batch.sharedPrefixPages() > 0 ? PagedKvAttention.Kernel.CASCADE
+                    : PagedKvAttention.Kernel.DECODE;
             attention.bind(batch, kernel);
             try {
                 logits = model.forward(tokens, positions, rows, attention);
@@ -414,9 +417,9 @@ public final class Scheduler {
         }
     }
 
-    private void countStep(PagedAttention.Kernel kernel) {
+    private void countStep(PagedKvAttention.Kernel kernel) {
         steps++;
-        if (kernel == PagedAttention.Kernel.CASCADE) cascadeSteps++;
+        if (kernel == PagedKvAttention.Kernel.CASCADE) cascadeSteps++;
     }
 
     private void afterStep() {

@@ -1,5 +1,8 @@
 package io.pagedkv.replay;
 
+import io.pagedkv.model.Attention;
+import io.pagedkv.model.Model;
+
 /**
  * A tiny Llama-style decoder (RMSNorm, rotary positions, grouped-query attention, SwiGLU MLP)
  * with weights drawn from a fixed seed. Its projections run here in Java; attention is delegated
@@ -10,23 +13,7 @@ package io.pagedkv.replay;
  * <p>Immutable after construction; {@link #forward} is thread-safe as long as the attention
  * callbacks are.
  */
-public final class TinyLlama {
-    /**
-     * The attention of one layer for the T query tokens of one step. The cache interaction lives
-     * here: write K and V of the new tokens, attend over every cached position plus the new ones.
-     */
-    public interface Attention {
-        /**
-         * @param layer     the layer
-         * @param numTokens T, the query tokens of the step (in batch order)
-         * @param q         T rows of [qHeads * headDim], rotary applied
-         * @param k         T rows of [kvHeads * headDim], rotary applied
-         * @param v         T rows of [kvHeads * headDim]
-         * @param out       receives T rows of [qHeads * headDim]
-         */
-        void attend(int layer, int numTokens, float[][] q, float[][] k, float[][] v, float[][] out);
-    }
-
+public final class TinyLlama implements Model {
     private record Layer(float[] attnNorm, float[][] wq, float[][] wk, float[][] wv, float[][] wo,
                          float[] mlpNorm, float[][] wGate, float[][] wUp, float[][] wDown) {}
 
@@ -66,6 +53,36 @@ public final class TinyLlama {
         return cfg;
     }
 
+    @Override
+    public int layers() {
+        return cfg.layers();
+    }
+
+    @Override
+    public int heads() {
+        return cfg.qHeads();
+    }
+
+    @Override
+    public int kvHeads() {
+        return cfg.kvHeads();
+    }
+
+    @Override
+    public int headDim() {
+        return cfg.headDim();
+    }
+
+    @Override
+    public int vocab() {
+        return cfg.vocab();
+    }
+
+    @Override
+    public String describe() {
+        return cfg.describe();
+    }
+
     /**
      * Runs T tokens through the model.
      *
@@ -75,6 +92,7 @@ public final class TinyLlama {
      * @param attention the attention of each layer
      * @return logits, one row of {@code vocab} floats per entry of logitRows
      */
+    @Override
     public float[][] forward(int[] tokens, int[] positions, int[] logitRows, Attention attention) {
         int t = tokens.length;
         if (positions.length != t) throw new IllegalArgumentException("tokens and positions differ in length");

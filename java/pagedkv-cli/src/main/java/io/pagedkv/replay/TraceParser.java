@@ -27,7 +27,8 @@ import java.util.Set;
  * Reads a JSONL workload trace, one request per line:
  * <pre>{"id": "r1", "tokens": [12, 7], "max_new_tokens": 8, "salt": "tenant-a"}</pre>
  * with exactly one of {@code tokens} (token ids), {@code text} (UTF-8 bytes) or {@code messages}
- * (a list of {@code {"role", "content"}} rendered with {@link ChatTemplate}); {@code id},
+ * (a list of {@code {"role", "content"}} rendered with the chat template), both tokenized by the
+ * model's {@link PromptEncoder} (default: the tiny model's bytes and ChatML); {@code id},
  * {@code max_new_tokens} and {@code salt} are optional. Blank lines are skipped; a UTF-8
  * byte-order mark at the start is skipped. Anything else — malformed JSON, an unknown or duplicate
  * key, a wrong type, a number out of range, a token outside the vocabulary, an empty prompt, a
@@ -49,13 +50,23 @@ public final class TraceParser {
 
     /** Parses a trace file ({@link #STDIN} reads {@code stdin}); {@code defaultMaxNewTokens} applies to lines without the key. */
     public static List<Request> parse(Path file, int defaultMaxNewTokens) {
-        return parse(file.toString(), read(file), defaultMaxNewTokens);
+        return parse(file, defaultMaxNewTokens, PromptEncoder.BYTES);
+    }
+
+    /** Parses a trace file, {@code text} and {@code messages} tokenized by {@code encoder}. */
+    public static List<Request> parse(Path file, int defaultMaxNewTokens, PromptEncoder encoder) {
+        return parse(file.toString(), read(file), defaultMaxNewTokens, encoder);
     }
 
     /** Parses a whole stream, e.g. standard input, named {@code source} in messages. */
     public static List<Request> parse(String source, InputStream in, int defaultMaxNewTokens) {
+        return parse(source, in, defaultMaxNewTokens, PromptEncoder.BYTES);
+    }
+
+    /** Parses a whole stream, {@code text} and {@code messages} tokenized by {@code encoder}. */
+    public static List<Request> parse(String source, InputStream in, int defaultMaxNewTokens, PromptEncoder encoder) {
         try {
-            return parse(source, in.readAllBytes(), defaultMaxNewTokens);
+            return parse(source, in.readAllBytes(), defaultMaxNewTokens, encoder);
         } catch (IOException e) {
             throw new TraceException(source, 0, "cannot read: " + e.getMessage());
         }
@@ -63,6 +74,11 @@ public final class TraceParser {
 
     /** Parses trace content; {@code source} names it in messages. */
     public static List<Request> parse(String source, byte[] content, int defaultMaxNewTokens) {
+        return parse(source, content, defaultMaxNewTokens, PromptEncoder.BYTES);
+    }
+
+    /** Parses trace content, {@code text} and {@code messages} tokenized by {@code encoder}. */
+    public static List<Request> parse(String source, byte[] content, int defaultMaxNewTokens, PromptEncoder encoder) {
         List<Request> requests = new ArrayList<>();
         Set<String> ids = new HashSet<>();
         int start = startOfText(source, content);
@@ -74,7 +90,7 @@ public final class TraceParser {
             String line = decodeLine(source, lineNo, content, start, end);
             start = end + 1;
             if (line.isBlank()) continue;
-            Request r = parseLine(source, lineNo, line, defaultMaxNewTokens);
+            Request r = parseLine(source, lineNo, line, defaultMaxNewTokens, encoder);
             if (!ids.add(r.id())) throw new TraceException(source, lineNo, "duplicate id \"" + r.id() + "\"");
             requests.add(r);
         }
@@ -84,8 +100,13 @@ public final class TraceParser {
 
     /** Parses one line (number {@code lineNo}) into a request. */
     public static Request parseLine(String source, int lineNo, String line, int defaultMaxNewTokens) {
+        return parseLine(source, lineNo, line, defaultMaxNewTokens, PromptEncoder.BYTES);
+    }
+
+    /** Parses one line, {@code text} and {@code messages} tokenized by {@code encoder}. */
+    public static Request parseLine(String source, int lineNo, String line, int defaultMaxNewTokens, PromptEncoder encoder) {
         try (JsonParser p = JSON.createParser(line)) {
-            return new LineReader(source, lineNo, p).request(defaultMaxNewTokens);
+            return new LineReader(source, lineNo, p, encoder).request(defaultMaxNewTokens);
         } catch (StreamReadException e) {
             JsonLocation at = e.getLocation();
             throw new TraceException(source, lineNo, at == null ? 0 : at.getColumnNr(), "malformed JSON: " + syntaxProblem(e));
@@ -133,11 +154,13 @@ public final class TraceParser {
         private final String source;
         private final int line;
         private final JsonParser p;
+        private final PromptEncoder encoder;
 
-        LineReader(String source, int line, JsonParser p) {
+        LineReader(String source, int line, JsonParser p, PromptEncoder encoder) {
             this.source = source;
             this.line = line;
             this.p = p;
+            this.encoder = encoder;
         }
 
         Request request(int defaultMaxNewTokens) throws IOException {
@@ -159,8 +182,8 @@ public final class TraceParser {
                 switch (key) {
                     case "id" -> id = id();
                     case "tokens" -> prompt = tokens();
-                    case "text" -> prompt = Tokenizer.encode(string("text"));
-                    case "messages" -> prompt = ChatTemplate.render(messages());
+                    case "text" -> prompt = encoder.text(string("text"));
+                    case "messages" -> prompt = encoder.chat(messages());
                     case "max_new_tokens" -> maxNew = boundedInt("max_new_tokens", 0, MAX_NEW_TOKENS_LIMIT);
                     default -> salt = string("salt");
                 }
@@ -206,9 +229,9 @@ public final class TraceParser {
                     throw error("\"tokens\"[" + i + "] must be an integer token id, found " + found());
                 }
                 if (p.getNumberType() == JsonParser.NumberType.BIG_INTEGER || p.getLongValue() < 0
-                        || p.getLongValue() >= Tokenizer.VOCAB_SIZE) {
+                        || p.getLongValue() >= encoder.vocab()) {
                     throw error("token " + p.getText() + " at \"tokens\"[" + i + "] is outside the vocabulary [0, "
-                            + Tokenizer.VOCAB_SIZE + ")");
+                            + encoder.vocab() + ")");
                 }
                 ids.add(p.getIntValue());
             }

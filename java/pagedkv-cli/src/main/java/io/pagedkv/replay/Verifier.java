@@ -1,5 +1,8 @@
 package io.pagedkv.replay;
 
+import io.pagedkv.model.Model;
+import io.pagedkv.model.PagedKvAttention;
+
 import io.pagedkv.Batch;
 import io.pagedkv.KvDtype;
 import io.pagedkv.PagedKvCache;
@@ -69,7 +72,7 @@ public final class Verifier {
      * Recomputes every request of {@code results} in {@code scratch} (a cache built without reuse,
      * with room for the longest request) and compares logits.
      */
-    public static Result verify(TinyLlama model, PagedKvCache scratch, List<RequestResult> results, double tolerance,
+    public static Result verify(Model model, PagedKvCache scratch, List<RequestResult> results, double tolerance,
                                 Scheduler.Progress progress) {
         double maxDiff = 0;
         String worst = null;
@@ -79,7 +82,7 @@ public final class Verifier {
         double sumDiff = 0;
         long logits = 0;
         int done = 0;
-        try (PagedAttention attention = new PagedAttention(scratch, model.config())) {
+        try (PagedKvAttention attention = new PagedKvAttention(scratch, model.heads())) {
             for (RequestResult r : results) {
                 int generated = r.generated().length;
                 if (generated > 0) {
@@ -119,7 +122,7 @@ public final class Verifier {
     }
 
     /** Logits of the generated positions of r, computed in one prefill from an empty cache. */
-    private static float[][] recompute(TinyLlama model, PagedKvCache scratch, PagedAttention attention, RequestResult r) {
+    private static float[][] recompute(Model model, PagedKvCache scratch, PagedKvAttention attention, RequestResult r) {
         int[] prompt = r.request().prompt();
         int[] generated = r.generated();
         // The last generated token was never fed back; the others were.
@@ -136,7 +139,7 @@ public final class Verifier {
                 throw new IllegalStateException("the verification cache reused " + seq.numCached() + " tokens; it must not");
             }
             try (Batch batch = scratch.batch(List.of(seq))) {
-                attention.bind(batch, PagedAttention.Kernel.PREFILL);
+                attention.bind(batch, PagedKvAttention.Kernel.PREFILL);
                 try {
                     return model.forward(tokens, positions, rows, attention);
                 } finally {
