@@ -38,6 +38,9 @@ import picocli.CommandLine.Spec;
                 + " (so does end of input).", ""},
         footer = {"", Main.EXIT_STATUS})
 final class ChatCommand implements Callable<Integer> {
+    /** Default bound on the conversation: the cache holds twice this (the conversation and its previous turn). */
+    static final int DEFAULT_CONTEXT = 8192;
+
     @Option(names = "--model", required = true, paramLabel = "FILE.gguf", description = "the model (llama or qwen2 architecture)")
     Path model;
 
@@ -52,6 +55,10 @@ final class ChatCommand implements Callable<Integer> {
 
     @Option(names = "--page-size", paramLabel = "N", description = "tokens per page (default 16)")
     int pageSize = 16;
+
+    @Option(names = "--context", paramLabel = "N",
+            description = "longest conversation in tokens (default: the model's context, at most " + DEFAULT_CONTEXT + ")")
+    Integer context;
 
     @ArgGroup(validate = false, heading = "Sampling (default: greedy):%n", order = 2)
     ReplayOptions.Sampling sampling = new ReplayOptions.Sampling();
@@ -76,11 +83,13 @@ final class ChatCommand implements Callable<Integer> {
             ModelShape shape = gguf.transformer().shape();
             Sampler sampler = new Sampler(sampling.toOptions(commandLine, shape.vocab(), ""), shape.vocab());
             ChatFormat format = ChatFormat.of(gguf.chatTemplate());
-            int pages = (shape.contextLength() + page - 1) / page * 2 + 8; // the conversation and its previous version
+            int limit = context != null ? OptionValues.inRange(commandLine, "--context", context, 1, shape.contextLength())
+                    : Math.min(shape.contextLength(), DEFAULT_CONTEXT);
+            int pages = (limit + page - 1) / page * 2 + 8; // the conversation and its previous version
             try (PagedKvCache cache = PagedKvCache.builder().layers(shape.layers()).kvHeads(shape.kvHeads())
                          .headDim(shape.headDim()).pageSize(page).pages(pages).kvDtype(KvDtype.F32).vocabSize(shape.vocab()).build();
                  SequenceRunner runner = new SequenceRunner(gguf.transformer(), cache)) {
-                ChatSession chat = new ChatSession(runner, gguf.tokenizer(), format, sampler, system, max);
+                ChatSession chat = new ChatSession(runner, gguf.tokenizer(), format, sampler, system, max, limit);
                 out.println("model: " + gguf.describe());
                 out.println("chat template: " + format.name().toLowerCase(java.util.Locale.ROOT) + "; sampling: "
                         + sampler.options().describe() + "; /reset, /stats, /quit");

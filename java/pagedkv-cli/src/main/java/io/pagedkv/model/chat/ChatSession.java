@@ -42,15 +42,25 @@ public final class ChatSession {
     private int[] conversation = new int[0];
     private long turns;
 
+    /** A chat limited to the model's context length. */
     public ChatSession(SequenceRunner runner, Tokenizer tokenizer, ChatFormat format, Sampler sampler, String system, int maxTokens) {
+        this(runner, tokenizer, format, sampler, system, maxTokens, runner.model().shape().contextLength());
+    }
+
+    /** A chat whose conversation may grow to {@code contextLength} tokens (at most the model's). */
+    public ChatSession(SequenceRunner runner, Tokenizer tokenizer, ChatFormat format, Sampler sampler, String system, int maxTokens,
+                       int contextLength) {
         if (maxTokens < 1) throw new IllegalArgumentException("max tokens must be at least 1");
+        if (contextLength < 1 || contextLength > runner.model().shape().contextLength()) {
+            throw new IllegalArgumentException("context " + contextLength + " outside [1, " + runner.model().shape().contextLength() + "]");
+        }
         this.runner = runner;
         this.tokenizer = tokenizer;
         this.format = format;
         this.sampler = sampler;
         this.system = system;
         this.maxTokens = maxTokens;
-        this.contextLength = runner.model().shape().contextLength();
+        this.contextLength = contextLength;
         reset();
     }
 
@@ -70,7 +80,7 @@ public final class ChatSession {
         int[] prompt = concat(conversation, encode(format.userTurn(message)));
         if (prompt.length + maxTokens > contextLength) {
             throw new IllegalStateException("the conversation (" + prompt.length + " tokens + up to " + maxTokens
-                    + " more) would pass the model's context of " + contextLength + "; /reset starts a new one");
+                    + " more) would pass the context of " + contextLength + "; /reset starts a new one");
         }
         int[] history = Arrays.copyOf(prompt, prompt.length + maxTokens + 1);
         int length = prompt.length;
