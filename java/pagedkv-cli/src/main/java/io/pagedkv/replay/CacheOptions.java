@@ -56,7 +56,7 @@ public record CacheOptions(int pageSize, int pages, KvDtype kvDtype, Device devi
     }
 
     /** Bytes of the page pool holding {@code model}'s keys and values (the layout of pagedkv.h). */
-    public long poolBytes(ModelConfig model) {
+    public long poolBytes(Model model) {
         return (long) pages * model.layers() * model.kvHeads() * (runBytes(0, model.headDim()) + runBytes(1, model.headDim()));
     }
 
@@ -71,7 +71,7 @@ public record CacheOptions(int pageSize, int pages, KvDtype kvDtype, Device devi
     }
 
     /** One line for reports, e.g. {@code cpu, page size 16, 1024 pages (16384 tokens, 32.0 MiB), f32 KV}. */
-    public String describe(ModelConfig model) {
+    public String describe(Model model) {
         return String.format("%s, page size %d, %d pages (%d tokens, %s), %s%s KV", device, pageSize, pages,
                 (long) pageSize * pages, ByteUnits.format(poolBytes(model)), kvDtype.name().toLowerCase(java.util.Locale.ROOT),
                 hadamard ? " (Hadamard-rotated)" : "");
