@@ -184,7 +184,26 @@ typedef struct pagedkv_cache_config {
     int32_t device_index;   /* CUDA device ordinal; 0 for CPU */
     int32_t vocab_size;     /* > 0: token ids must lie in [0, vocab_size); 0: any id >= 0 */
     uint32_t flags;         /* pagedkv_cache_flags */
+
+    /* Tiers below the pool (see "Tiers below the pool"); all zero: none. Strings are copied. */
+    int64_t host_tier_bytes;        /* > 0: a host-memory tier of this many bytes (pinned on CUDA) */
+    const char* disk_tier_path;     /* non-null, non-empty: a disk tier in this directory (created) */
+    int64_t disk_tier_bytes;        /* the disk tier's byte budget (> 0 with disk_tier_path) */
+    const char* remote_tier;        /* non-null, non-empty: "redis://HOST:PORT[,HOST:PORT...]" */
+    const char* tier_namespace;     /* who may share page objects, e.g. the model id; null = "" */
+    int32_t tp_rank;                /* tensor-parallel rank in [0, tp_size), part of the namespace */
+    int32_t tp_size;                /* 0 is taken as 1 */
+    int32_t tier_timeout_ms;        /* bound of every remote call; 0 = 1000 */
+    int32_t remote_ttl_seconds;     /* > 0: Redis expires stored objects after this long */
+    uint32_t tier_flags;            /* pagedkv_tier_flags */
 } pagedkv_cache_config;
+
+/** Bits of pagedkv_cache_config.tier_flags. */
+enum pagedkv_tier_flags {
+    PAGEDKV_TIER_WRITE_THROUGH = 1, /* store committed full pages in every tier at commit (in the
+                                       background; default: write-back, evicted pages only) */
+    PAGEDKV_TIER_DISK_NO_FSYNC = 2  /* rename disk objects into place without fsync first */
+};
 
 /** Opaque cache: one page pool on one device, one prefix index, the sequences. */
 typedef struct pagedkv_cache pagedkv_cache;
@@ -265,6 +284,70 @@ typedef struct pagedkv_cache_stats {
 
 PAGEDKV_API int32_t pagedkv_cache_get_stats(const pagedkv_cache* cache, pagedkv_cache_stats* out_stats);
 
+/* ---------------------------------------------------------------------------------------------
+ * Tiers below the pool
+ *
+ * A cache may keep FULL pages past its pool in up to three tiers, in this order: host memory,
+ * a disk directory, Redis (one node, or a Redis Cluster given by its seed nodes). An evicted full
+ * page moves to the first tier, and each tier's own LRU eviction moves it to the next
+ * (write-back); with PAGEDKV_TIER_WRITE_THROUGH every committed full page is stored in every tier
+ * as it is committed (the caller never waits for a store). Partial pages never leave the pool.
+ *
+ * A page object's key is a chained SHA-256 over the namespace (tier_namespace, tp_rank,
+ * tp_size), the layout (layers, KV heads, head dim, page size, KV dtype), the salt, the parent
+ * page's key and the page's token ids; its value a header (magic, format version, layout
+ * fingerprint, tokens, parent key, XXH3 checksum of the payload) and the page's bytes. A loaded
+ * object is verified against what the walk expects; any mismatch is a miss (counted as a
+ * verification failure) and never reaches the pool.
+ *
+ * pagedkv_sequence_create continues its walk into the tiers and reuses the leading run of
+ * consecutive pages some tier holds intact; it loads them before it returns (bounded by
+ * tier_timeout_ms for Redis), so every position it reports cached is in the pool. A tier that
+ * fails (Redis down, disk full or read-only, a corrupted file) is a miss and an error in its stats,
+ * logged once to stderr; the cache keeps serving from its pool.
+ * ------------------------------------------------------------------------------------------- */
+
+enum pagedkv_tier { PAGEDKV_TIER_HOST = 0, PAGEDKV_TIER_DISK = 1, PAGEDKV_TIER_REMOTE = 2, PAGEDKV_TIER_COUNT = 3 };
+
+typedef struct pagedkv_tier_stats {
+    uint32_t struct_size;
+    int32_t enabled;          /* 0: the cache has no such tier (every other field 0) */
+    int64_t pages;            /* objects held (remote: stored by this cache) */
+    int64_t bytes;            /* their bytes */
+    int64_t capacity_bytes;   /* the byte budget (remote: 0) */
+    int64_t hits;             /* pages loaded from this tier into the pool */
+    int64_t misses;           /* pages asked for that this tier did not hold intact */
+    int64_t verify_failures;  /* objects found but refused (header, tokens, size or checksum) */
+    int64_t loads;            /* objects read */
+    int64_t load_bytes;
+    int64_t load_ns;          /* time spent reading them */
+    int64_t stores;           /* objects written */
+    int64_t store_bytes;
+    int64_t store_ns;
+    int64_t dropped_stores;   /* stores given up (queue full, no room, tier failing) */
+    int64_t evictions;        /* objects this tier let go to make room (to the next tier) */
+    int64_t errors;           /* I/O, connection and protocol errors */
+} pagedkv_tier_stats;
+
+/** Stats of tier `tier` (a pagedkv_tier); INVALID_ARGUMENT for another value. */
+PAGEDKV_API int32_t pagedkv_cache_get_tier_stats(const pagedkv_cache* cache, int32_t tier, pagedkv_tier_stats* out_stats);
+
+/**
+ * Waits until the stores queued for the disk and remote tiers so far are done (a process that
+ * wants another to find its pages calls it, or destroys the cache, which also waits).
+ */
+PAGEDKV_API int32_t pagedkv_cache_flush_tiers(pagedkv_cache* cache);
+
+/**
+ * Brings the cached prefix of `prompt` (under `salt`) from the tiers into the pool before a
+ * sequence for it is created, so that its create finds it there. It never fails for want of
+ * room: it loads at most what the pool can take without evicting pages sequences hold, and the
+ * pages it loads are ordinary cached pages (evictable). *out_loaded_tokens (may be null) gets
+ * the positions now in the pool that were not before. Token ids are checked as create checks them.
+ */
+PAGEDKV_API int32_t pagedkv_prefetch(pagedkv_cache* cache, const int32_t* prompt, int64_t num_tokens,
+                                     const uint8_t* salt, int32_t salt_len, int64_t* out_loaded_tokens);
+
 /**
  * Evicts every cached page no sequence holds (the index forgets them). Returns how many pages
  * were freed in *out_evicted (may be null).
@@ -303,6 +386,7 @@ typedef struct pagedkv_sequence_info {
     int64_t num_tokens;
     int64_t num_computed;     /* positions whose KV is written and committed */
     int64_t num_cached;       /* positions reused from the cache when the sequence was created */
+    int64_t loaded_tokens[3]; /* of num_cached, those brought back from each pagedkv_tier */
 } pagedkv_sequence_info;
 
 PAGEDKV_API int32_t pagedkv_sequence_get_info(const pagedkv_cache* cache, int64_t seq_id,

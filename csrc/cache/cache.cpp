@@ -19,6 +19,9 @@ Cache::Cache(const pagedkv_cache_config& config, PrefixTrie::KeyFunction key)
       events_(pages_, mutex_, medium()),
       kv_scales_(config_.kv_dtype == PAGEDKV_DTYPE_FP8_E4M3 ? config_.num_layers : 0, config_.num_kv_heads) {
     config_.struct_size = sizeof(pagedkv_cache_config);
+    pages_.attach_tiers(std::make_unique<tiers::TierChain>(config_, layout(), *device_));
+    // The chain copied what it needs; the caller's strings are not ours to keep.
+    config_.disk_tier_path = config_.remote_tier = config_.tier_namespace = nullptr;
     stats_.struct_size = sizeof(pagedkv_cache_stats);
     stats_.pages_total = config_.num_pages;
 }

@@ -58,6 +58,12 @@ public:
     pagedkv_cache_stats stats() const;
     int32_t clear_unused();
 
+    // ---- tiers below the pool (cache_tiers.cpp) --------------------------------------------------
+    pagedkv_tier_stats tier_stats(int32_t tier) const;
+    void flush_tiers();
+    // Loads the tiers' run of `prompt` into the pool as cached pages; returns the positions loaded.
+    int64_t prefetch(const int32_t* prompt, int64_t num_tokens, const uint8_t* salt, int32_t salt_len);
+
     // ---- sequences -----------------------------------------------------------------------------
     struct Created {
         int64_t seq_id;

@@ -61,6 +61,8 @@ Cache::Created Cache::create_sequence(const int32_t* prompt, int64_t num_tokens,
     }
     int64_t cached = reserved.shared_pages * config_.page_size + reserved.partial_length;
     s.num_computed = s.num_cached = cached;
+    for (int32_t tier = 0; tier < PAGEDKV_TIER_COUNT; ++tier)
+        s.loaded_tokens[tier] = reserved.loaded_pages[tier] * config_.page_size;
     stats_.prompt_tokens += num_tokens;
     stats_.reused_tokens += cached;
     return {s.id, cached};
@@ -75,6 +77,7 @@ pagedkv_sequence_info Cache::sequence_info(int64_t seq_id) const {
     info.num_tokens = s.num_tokens();
     info.num_computed = s.num_computed;
     info.num_cached = s.num_cached;
+    for (int32_t tier = 0; tier < PAGEDKV_TIER_COUNT; ++tier) info.loaded_tokens[tier] = s.loaded_tokens[tier];
     return info;
 }
 

@@ -89,6 +89,31 @@ int32_t pagedkv_cache_get_stats(const pagedkv_cache* cache, pagedkv_cache_stats*
     });
 }
 
+int32_t pagedkv_cache_get_tier_stats(const pagedkv_cache* cache, int32_t tier, pagedkv_tier_stats* out_stats) {
+    return guarded(__func__, [&] {
+        auto impl = checked(cache);
+        PAGEDKV_REQUIRE_NOT_NULL(out_stats);
+        PAGEDKV_REQUIRE_STRUCT(out_stats, pagedkv_tier_stats, errors);
+        pagedkv::capi::write_struct(out_stats, impl->tier_stats(tier));
+    });
+}
+
+int32_t pagedkv_cache_flush_tiers(pagedkv_cache* cache) {
+    return guarded(__func__, [&] { checked(cache)->flush_tiers(); });
+}
+
+int32_t pagedkv_prefetch(pagedkv_cache* cache, const int32_t* prompt, int64_t num_tokens, const uint8_t* salt,
+                         int32_t salt_len, int64_t* out_loaded_tokens) {
+    return guarded(__func__, [&] {
+        auto impl = checked(cache);
+        PAGEDKV_REQUIRE_NOT_NULL(prompt);
+        PAGEDKV_REQUIRE(salt != nullptr || salt_len <= 0, PAGEDKV_ERR_INVALID_ARGUMENT,
+                        "salt must not be null when salt_len > 0 (", salt_len, ")");
+        int64_t loaded = impl->prefetch(prompt, num_tokens, salt, salt_len);
+        if (out_loaded_tokens) *out_loaded_tokens = loaded;
+    });
+}
+
 int32_t pagedkv_cache_clear_unused(pagedkv_cache* cache, int32_t* out_evicted) {
     return guarded(__func__, [&] {
         int32_t evicted = checked(cache)->clear_unused();

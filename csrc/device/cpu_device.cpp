@@ -22,6 +22,8 @@ public:
         return ptr;
     }
     void free(void* ptr) noexcept override { host_aligned_free(ptr); }
+    void* alloc_host(int64_t bytes) override { return alloc(bytes); }
+    void free_host(void* ptr) noexcept override { free(ptr); }
     void copy(void* dst, const void* src, int64_t bytes, int32_t) override {
         if (bytes > 0) std::memmove(dst, src, size_t(bytes));
     }

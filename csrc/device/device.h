@@ -37,6 +37,10 @@ public:
     // Throws OUT_OF_MEMORY (or NO_DEVICE / CUDA).
     virtual void* alloc(int64_t bytes) = 0;
     virtual void free(void* ptr) noexcept = 0;
+    // Host memory this device copies to and from fastest (pinned on CUDA): the host tier's slots.
+    // Throws OUT_OF_MEMORY.
+    virtual void* alloc_host(int64_t bytes) = 0;
+    virtual void free_host(void* ptr) noexcept = 0;
     // Copies `bytes` (kind: pagedkv_copy_kind); finished when it returns.
     virtual void copy(void* dst, const void* src, int64_t bytes, int32_t kind) = 0;
     virtual void synchronize() = 0;

@@ -53,6 +53,7 @@ int32_t PageManager::allocate() {
     page = trie_.evict_lru();
     PAGEDKV_REQUIRE(page != kNone, PAGEDKV_ERR_INTERNAL, "no page to evict although the count said so");
     ++evictions_;
+    demote(page);
     pool_.hold(page);
     return page;
 }
@@ -73,7 +74,10 @@ void PageManager::copy_run(int32_t src, int32_t dst, int32_t tokens) {
 
 int32_t PageManager::evict_unused() {
     int32_t evicted = 0;
-    for (int32_t page; (page = trie_.evict_lru()) != kNone; ++evicted) pool_.push_free(page);
+    for (int32_t page; (page = trie_.evict_lru()) != kNone; ++evicted) {
+        demote(page);
+        pool_.push_free(page);
+    }
     evictions_ += evicted;
     return evicted;
 }
@@ -84,8 +88,14 @@ PageManager::PromptPages PageManager::reserve_prompt(int32_t root, const int32_t
                                                      std::vector<int32_t>& table) {
     const int64_t total = (num_tokens + page_size_ - 1) / page_size_;
     PrefixTrie::PartialHit partial = walk_prompt(root, prompt, num_tokens);
-    const int64_t shared = int64_t(matched_.size());
+    int64_t shared = int64_t(matched_.size());
     int64_t fresh = total - shared;
+    // The walk goes on into the tiers: a page they bring back beats any partial run.
+    const int64_t from_tiers =
+        tiers_ && reuse_ && root != kNone
+            ? fetch_from_tiers(shared == 0 ? root : matched_.back(), prompt, shared, (num_tokens - 1) / page_size_)
+            : 0;
+    if (from_tiers > 0) partial = {};
 
     // Pin what matched so that making room cannot evict it.
     for (int32_t page : matched_) pool_.hold(page);
@@ -122,6 +132,19 @@ PageManager::PromptPages PageManager::reserve_prompt(int32_t root, const int32_t
         --fresh;
     }
     for (int64_t i = 0; i < fresh; ++i) table.push_back(allocate());
+    PromptPages result;
+    if (from_tiers > 0) {
+        try {
+            install_loaded(shared == 0 ? root : table[size_t(shared - 1)], prompt, shared, table.data() + shared,
+                           from_tiers, result.loaded_pages);
+        } catch (...) {
+            for (int64_t i = shared; i < total; ++i) release(table[size_t(i)]);
+            unpin();
+            table.clear();
+            throw;
+        }
+        shared += from_tiers;
+    }
     if (partial.length > 0 && !adopt) {
         try {
             copy_run(partial.donor, table[size_t(shared)], partial.length);
@@ -142,7 +165,9 @@ PageManager::PromptPages PageManager::reserve_prompt(int32_t root, const int32_t
         int32_t parent = shared == 0 ? root : table[size_t(shared - 1)];
         trie_.set_partial(table[size_t(shared)], parent, prompt + shared * page_size_, partial.length);
     }
-    return {shared, partial.length};
+    result.shared_pages = shared;
+    result.partial_length = partial.length;
+    return result;
 }
 
 PrefixTrie::PartialHit PageManager::walk_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens) {
@@ -232,6 +257,7 @@ void PageManager::index_full_page(Sequence& s, int64_t index) {
     int32_t existing = trie_.find_full(parent, tokens);
     if (existing == kNone) {
         trie_.insert_full(page, parent, tokens);  // a donor is converted in place
+        full_page_indexed(page, parent);
         return;
     }
     // Someone computed the same page independently: keep theirs, free ours.

@@ -15,6 +15,7 @@
 #include "pool/page_pool.h"
 #include "prefix/prefix_trie.h"
 #include "sequence/sequence.h"
+#include "tiers/tier_chain.h"
 
 namespace pagedkv {
 
@@ -57,8 +58,9 @@ public:
 
     // ---- what sequences need ----------------------------------------------------------------
     struct PromptPages {
-        int64_t shared_pages = 0;    // leading FULL pages shared by reference
+        int64_t shared_pages = 0;    // leading FULL pages shared by reference (or loaded)
         int32_t partial_length = 0;  // computed run of the next page (copied or adopted)
+        int64_t loaded_pages[PAGEDKV_TIER_COUNT] = {};  // of shared_pages, brought back from each tier
     };
     // Fills `table` (empty, capacity reserved) with the pages of `prompt` under `root`: the
     // longest matched FULL pages shared, the best partial run copied into a fresh page, fresh
@@ -79,6 +81,16 @@ public:
     void index_computed(Sequence& s, int64_t num_computed);
     // Evicts every cached page no one holds; returns how many.
     int32_t evict_unused();
+
+    // ---- tiers below the pool (page_manager_tiers.cpp) ----------------------------------------
+    // Keeps FULL pages past the pool in `chain` from now on (an empty chain is not attached).
+    void attach_tiers(std::unique_ptr<tiers::TierChain> chain);
+    const tiers::TierChain* tiers() const { return tiers_.get(); }
+    tiers::TierChain* tiers() { return tiers_.get(); }
+    // Brings the leading run of `prompt`'s pages past its pool hit from the tiers into the pool as
+    // cached pages (no sequence holds them), allocating only free or evictable pages and never
+    // more than `max_pages`. Returns the pages loaded.
+    int64_t prefetch_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens);
 
     // The node a page at block-table index `index` of `s` hangs under.
     int32_t parent_node(const Sequence& s, int64_t index) const {
@@ -104,6 +116,20 @@ private:
     // A newly allocated page holding the first `tokens` positions of `page` (nothing held on failure).
     int32_t fresh_copy(int32_t page, int32_t tokens);
     void index_full_page(Sequence& s, int64_t index);
+    // A page just became FULL under `parent`: remember its tier key (write-through: store it).
+    void full_page_indexed(int32_t page, int32_t parent);
+    // A FULL page leaves the pool: the tiers keep it (write-back).
+    void demote(int32_t page);
+    // The tier key of a FULL page or of a root (the root's salt in this cache's namespace).
+    tiers::PageKey tier_key_of(int32_t node) const;
+    tiers::ExpectedPage expected_page(const tiers::PageKey& parent, const int32_t* tokens) const;
+    // Fetches (into tier_loads_) the leading run of pages [first, limit) of `prompt` that the
+    // tiers hold intact below `parent`; returns its length.
+    int64_t fetch_from_tiers(int32_t parent, const int32_t* prompt, int64_t first, int64_t limit);
+    // Copies tier_loads_[0, count) into `pages` and indexes them as a chain under `parent`;
+    // counts them by tier into `loaded`. Throws on a device error (nothing indexed then).
+    void install_loaded(int32_t parent, const int32_t* prompt, int64_t first, const int32_t* pages, int64_t count,
+                        int64_t* loaded);
     void index_partial_page(Sequence& s, int64_t index, int32_t valid);
 
     device::Device& device_;
@@ -116,6 +142,16 @@ private:
     PagePool pool_;
     PrefixTrie trie_;
     std::vector<int32_t> matched_;  // scratch of reserve_prompt (capacity num_pages)
+    std::unique_ptr<tiers::TierChain> tiers_;  // null: nothing below the pool
+    struct TierKeys {
+        tiers::PageKey key{};     // all zero: the page is not a FULL page known to the tiers
+        tiers::PageKey parent{};  // its parent's key (the object header holds it)
+    };
+    std::vector<TierKeys> tier_keys_;  // of each FULL page (with tiers only)
+    std::vector<tiers::PageKey> tier_walk_keys_;  // scratch: a window's parent key, then its keys
+    std::vector<tiers::TierChain::Loaded> tier_loads_;  // scratch: the run fetched
+    std::vector<TierKeys> tier_load_keys_;              // scratch: its keys
+    std::vector<tiers::TierChain::Loaded> tier_window_;  // scratch: one window's fetch
     int64_t evictions_ = 0, cow_copies_ = 0, dedup_hits_ = 0;
 };
 

@@ -20,6 +20,7 @@ struct Sequence {
     std::vector<int32_t> block_table;  // one page per page_size positions
     int64_t num_computed = 0;
     int64_t num_cached = 0;           // positions reused when the sequence was created
+    int64_t loaded_tokens[3] = {};    // of those, brought back from each tier (pagedkv_tier)
     std::vector<Batch*> batches;      // live (not stale) batches that hold this sequence
 
     int64_t num_tokens() const { return int64_t(tokens.size()); }

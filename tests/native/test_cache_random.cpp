@@ -13,10 +13,13 @@
 // the KV markers of every computed position of every live sequence.
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <random>
 #include <set>
+
+#include <unistd.h>
 
 #include "test_cache_util.h"
 
@@ -136,6 +139,7 @@ private:
 
 struct Counts {
     int creates = 0, refused = 0, commits = 0, appends = 0, forks = 0, truncates = 0, releases = 0, hits = 0;
+    int64_t loaded_tokens = 0;  // brought back from the tiers
 };
 
 // Checks visible through the C API alone.
@@ -155,8 +159,43 @@ void check_public_invariants(const Cache& cache, const Model& model) {
     CHECK_EQ(int32_t(held.size()), s.pages_in_use);
 }
 
-void run(uint64_t seed, int32_t page_size, int32_t num_pages, int steps, bool exact) {
-    Cache cache(page_size, num_pages);
+// Tiers below the pool for a run (none by default). With `keeps_everything` (a budget no run
+// fills), every FULL page ever computed stays reachable, so a create that is not refused must
+// reuse at least the full pages of what the model remembers.
+struct TierSetup {
+    int64_t host_bytes = 0;
+    std::string disk_dir;
+    int64_t disk_bytes = 0;
+    bool keeps_everything = false;
+};
+
+pagedkv_cache_config run_config(int32_t page_size, int32_t num_pages, const TierSetup& tiers) {
+    pagedkv_cache_config config = make_config(page_size, num_pages);
+    config.host_tier_bytes = tiers.host_bytes;
+    if (!tiers.disk_dir.empty()) {
+        config.disk_tier_path = tiers.disk_dir.c_str();
+        config.disk_tier_bytes = tiers.disk_bytes;
+        config.tier_flags = PAGEDKV_TIER_DISK_NO_FSYNC;  // speed; the disk tests fsync
+    }
+    return config;
+}
+
+// Per tier: bytes within the budget, and what is loaded never exceeds what was reused.
+void check_tier_invariants(pagedkv_cache* cache) {
+    for (int32_t tier = 0; tier < PAGEDKV_TIER_COUNT; ++tier) {
+        pagedkv_tier_stats t{};
+        t.struct_size = sizeof(t);
+        CHECK_EQ(pagedkv_cache_get_tier_stats(cache, tier, &t), PAGEDKV_OK);
+        if (!t.enabled) continue;
+        if (t.capacity_bytes > 0 && tier == PAGEDKV_TIER_HOST) CHECK(t.bytes <= t.capacity_bytes);
+        CHECK(t.pages >= 0 && t.bytes >= 0);
+        CHECK_EQ(t.verify_failures, 0);
+        CHECK(t.hits <= t.loads);
+    }
+}
+
+void run(uint64_t seed, int32_t page_size, int32_t num_pages, int steps, bool exact, const TierSetup& tiers = {}) {
+    Cache cache(run_config(page_size, num_pages, tiers));
     REQUIRE(cache.handle);
     Model model(page_size);
     std::mt19937_64 rng(seed);
@@ -215,6 +254,12 @@ void run(uint64_t seed, int32_t page_size, int32_t num_pages, int steps, bool ex
                     CHECK_EQ(cached, expected);
                 else
                     CHECK(cached <= expected);
+                if (tiers.keeps_everything) CHECK(cached >= expected / page_size * page_size);
+                pagedkv_sequence_info created = info(cache, id);
+                int64_t loaded = 0;
+                for (int64_t tokens_loaded : created.loaded_tokens) loaded += tokens_loaded;
+                CHECK(loaded <= cached && loaded % page_size == 0);
+                counts.loaded_tokens += loaded;
                 model.create(id, salt, prompt, cached);
                 check_markers(id);
             }
@@ -270,6 +315,7 @@ void run(uint64_t seed, int32_t page_size, int32_t num_pages, int steps, bool ex
 
         if (!exact || step % 64 == 0) {
             check_public_invariants(cache, model);
+            check_tier_invariants(cache);
             CHECK_CONSISTENT(cache);
             for (const auto& [id, s] : model.live()) check_markers(id);
         }
@@ -283,13 +329,14 @@ void run(uint64_t seed, int32_t page_size, int32_t num_pages, int steps, bool ex
     CHECK_EQ(s.pages_in_use, 0);
     CHECK_EQ(s.pages_free + s.pages_cached, s.pages_total);
     if (exact) CHECK_EQ(s.evictions, 0);  // the model assumes nothing was evicted
+    if (tiers.host_bytes > 0) CHECK(counts.loaded_tokens > 0);
     CHECK_CONSISTENT(cache);
     std::fprintf(stderr,
                  "  seed %llu ps %d pages %d: %d creates (%d with a hit), %d commits, %d appends, %d forks, "
-                 "%d truncates, %d releases, %d refused; evictions %lld, copies %lld, dedups %lld\n",
+                 "%d truncates, %d releases, %d refused; evictions %lld, copies %lld, dedups %lld, loaded %lld\n",
                  (unsigned long long)seed, page_size, num_pages, counts.creates, counts.hits, counts.commits,
                  counts.appends, counts.forks, counts.truncates, counts.releases, counts.refused,
-                 (long long)s.evictions, (long long)s.cow_copies, (long long)s.dedup_hits);
+                 (long long)s.evictions, (long long)s.cow_copies, (long long)s.dedup_hits, (long long)counts.loaded_tokens);
 }
 
 }  // namespace
@@ -306,6 +353,25 @@ TEST(random_operations_keep_every_invariant_under_pressure) {
     run(6, 2, 24, 3000, false);
     run(7, 8, 64, 4000, false);
     run(8, 5, 48, 4000, false);
+}
+
+TEST(random_operations_with_tiers_below_the_pool) {
+    // A host tier holding everything: evicted full pages all come back.
+    TierSetup everything;
+    everything.host_bytes = int64_t(64) << 20;
+    everything.keeps_everything = true;
+    run(9, 4, 40, 4000, false, everything);
+    run(10, 1, 24, 3000, false, everything);
+    run(11, 3, 48, 3000, false, everything);
+    // A small host tier demoting into a small disk tier: LRU at both levels, loads from both.
+    TierSetup small;
+    small.host_bytes = 24 * 1024;
+    small.disk_dir = (std::filesystem::temp_directory_path() / ("pagedkv-random-" + std::to_string(::getpid()))).string();
+    small.disk_bytes = 64 * 1024;
+    std::filesystem::remove_all(small.disk_dir);
+    run(12, 4, 40, 3000, false, small);
+    run(13, 2, 32, 3000, false, small);
+    std::filesystem::remove_all(small.disk_dir);
 }
 
 CHECK_MAIN

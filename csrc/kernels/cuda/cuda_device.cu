@@ -484,6 +484,20 @@ public:
 
     void* alloc(int64_t bytes) override { return cuda_alloc(index_, std::max<int64_t>(bytes, 1)); }
     void free(void* ptr) noexcept override { cuda_free(index_, ptr); }
+    void* alloc_host(int64_t bytes) override {
+        select_device(index_);
+        void* ptr = nullptr;
+        cudaError_t status = cudaMallocHost(&ptr, size_t(std::max<int64_t>(bytes, 1)));
+        if (status != cudaSuccess) {
+            cudaGetLastError();
+            fail(PAGEDKV_ERR_OUT_OF_MEMORY, "cudaMallocHost of ", bytes, " bytes of pinned host memory failed (",
+                 cudaGetErrorString(status), ")");
+        }
+        return ptr;
+    }
+    void free_host(void* ptr) noexcept override {
+        if (ptr != nullptr && cudaFreeHost(ptr) != cudaSuccess) cudaGetLastError();
+    }
     void copy(void* dst, const void* src, int64_t bytes, int32_t kind) override {
         cuda_memcpy(index_, dst, src, bytes, kind);
     }

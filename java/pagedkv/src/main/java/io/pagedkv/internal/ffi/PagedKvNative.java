@@ -702,6 +702,24 @@ public class PagedKvNative extends PagedKvNative$shared {
     public static int PAGEDKV_CACHE_HADAMARD() {
         return PAGEDKV_CACHE_HADAMARD;
     }
+    private static final int PAGEDKV_TIER_WRITE_THROUGH = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_tier_flags.PAGEDKV_TIER_WRITE_THROUGH = 1
+     * }
+     */
+    public static int PAGEDKV_TIER_WRITE_THROUGH() {
+        return PAGEDKV_TIER_WRITE_THROUGH;
+    }
+    private static final int PAGEDKV_TIER_DISK_NO_FSYNC = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_tier_flags.PAGEDKV_TIER_DISK_NO_FSYNC = 2
+     * }
+     */
+    public static int PAGEDKV_TIER_DISK_NO_FSYNC() {
+        return PAGEDKV_TIER_DISK_NO_FSYNC;
+    }
 
     private static class pagedkv_cache_create {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
@@ -1065,6 +1083,229 @@ public class PagedKvNative extends PagedKvNative$shared {
                 traceDowncall("pagedkv_cache_get_stats", cache, out_stats);
             }
             return (int)mh$.invokeExact(cache, out_stats);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+    private static final int PAGEDKV_TIER_HOST = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_tier.PAGEDKV_TIER_HOST = 0
+     * }
+     */
+    public static int PAGEDKV_TIER_HOST() {
+        return PAGEDKV_TIER_HOST;
+    }
+    private static final int PAGEDKV_TIER_DISK = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_tier.PAGEDKV_TIER_DISK = 1
+     * }
+     */
+    public static int PAGEDKV_TIER_DISK() {
+        return PAGEDKV_TIER_DISK;
+    }
+    private static final int PAGEDKV_TIER_REMOTE = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_tier.PAGEDKV_TIER_REMOTE = 2
+     * }
+     */
+    public static int PAGEDKV_TIER_REMOTE() {
+        return PAGEDKV_TIER_REMOTE;
+    }
+    private static final int PAGEDKV_TIER_COUNT = (int)3L;
+    /**
+     * {@snippet lang=c :
+     * enum pagedkv_tier.PAGEDKV_TIER_COUNT = 3
+     * }
+     */
+    public static int PAGEDKV_TIER_COUNT() {
+        return PAGEDKV_TIER_COUNT;
+    }
+
+    private static class pagedkv_cache_get_tier_stats {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.find("pagedkv_cache_get_tier_stats").orElseThrow();
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_get_tier_stats(const pagedkv_cache *cache, int32_t tier, pagedkv_tier_stats *out_stats)
+     * }
+     */
+    public static FunctionDescriptor pagedkv_cache_get_tier_stats$descriptor() {
+        return pagedkv_cache_get_tier_stats.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_get_tier_stats(const pagedkv_cache *cache, int32_t tier, pagedkv_tier_stats *out_stats)
+     * }
+     */
+    public static MethodHandle pagedkv_cache_get_tier_stats$handle() {
+        return pagedkv_cache_get_tier_stats.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_get_tier_stats(const pagedkv_cache *cache, int32_t tier, pagedkv_tier_stats *out_stats)
+     * }
+     */
+    public static MemorySegment pagedkv_cache_get_tier_stats$address() {
+        return pagedkv_cache_get_tier_stats.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_get_tier_stats(const pagedkv_cache *cache, int32_t tier, pagedkv_tier_stats *out_stats)
+     * }
+     */
+    public static int pagedkv_cache_get_tier_stats(MemorySegment cache, int tier, MemorySegment out_stats) {
+        var mh$ = pagedkv_cache_get_tier_stats.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("pagedkv_cache_get_tier_stats", cache, tier, out_stats);
+            }
+            return (int)mh$.invokeExact(cache, tier, out_stats);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class pagedkv_cache_flush_tiers {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.find("pagedkv_cache_flush_tiers").orElseThrow();
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_flush_tiers(pagedkv_cache *cache)
+     * }
+     */
+    public static FunctionDescriptor pagedkv_cache_flush_tiers$descriptor() {
+        return pagedkv_cache_flush_tiers.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_flush_tiers(pagedkv_cache *cache)
+     * }
+     */
+    public static MethodHandle pagedkv_cache_flush_tiers$handle() {
+        return pagedkv_cache_flush_tiers.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_flush_tiers(pagedkv_cache *cache)
+     * }
+     */
+    public static MemorySegment pagedkv_cache_flush_tiers$address() {
+        return pagedkv_cache_flush_tiers.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pagedkv_cache_flush_tiers(pagedkv_cache *cache)
+     * }
+     */
+    public static int pagedkv_cache_flush_tiers(MemorySegment cache) {
+        var mh$ = pagedkv_cache_flush_tiers.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("pagedkv_cache_flush_tiers", cache);
+            }
+            return (int)mh$.invokeExact(cache);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class pagedkv_prefetch {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_LONG,
+            PagedKvNative.C_POINTER,
+            PagedKvNative.C_INT,
+            PagedKvNative.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.find("pagedkv_prefetch").orElseThrow();
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_prefetch(pagedkv_cache *cache, const int32_t *prompt, int64_t num_tokens, const uint8_t *salt, int32_t salt_len, int64_t *out_loaded_tokens)
+     * }
+     */
+    public static FunctionDescriptor pagedkv_prefetch$descriptor() {
+        return pagedkv_prefetch.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_prefetch(pagedkv_cache *cache, const int32_t *prompt, int64_t num_tokens, const uint8_t *salt, int32_t salt_len, int64_t *out_loaded_tokens)
+     * }
+     */
+    public static MethodHandle pagedkv_prefetch$handle() {
+        return pagedkv_prefetch.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t pagedkv_prefetch(pagedkv_cache *cache, const int32_t *prompt, int64_t num_tokens, const uint8_t *salt, int32_t salt_len, int64_t *out_loaded_tokens)
+     * }
+     */
+    public static MemorySegment pagedkv_prefetch$address() {
+        return pagedkv_prefetch.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pagedkv_prefetch(pagedkv_cache *cache, const int32_t *prompt, int64_t num_tokens, const uint8_t *salt, int32_t salt_len, int64_t *out_loaded_tokens)
+     * }
+     */
+    public static int pagedkv_prefetch(MemorySegment cache, MemorySegment prompt, long num_tokens, MemorySegment salt, int salt_len, MemorySegment out_loaded_tokens) {
+        var mh$ = pagedkv_prefetch.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("pagedkv_prefetch", cache, prompt, num_tokens, salt, salt_len, out_loaded_tokens);
+            }
+            return (int)mh$.invokeExact(cache, prompt, num_tokens, salt, salt_len, out_loaded_tokens);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

@@ -28,6 +28,16 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     int32_t device_index;
  *     int32_t vocab_size;
  *     uint32_t flags;
+ *     int64_t host_tier_bytes;
+ *     const char *disk_tier_path;
+ *     int64_t disk_tier_bytes;
+ *     const char *remote_tier;
+ *     const char *tier_namespace;
+ *     int32_t tp_rank;
+ *     int32_t tp_size;
+ *     int32_t tier_timeout_ms;
+ *     int32_t remote_ttl_seconds;
+ *     uint32_t tier_flags;
  * }
  * }
  */
@@ -50,6 +60,17 @@ public class pagedkv_cache_config {
         PagedKvNative.C_INT.withName("device_index"),
         PagedKvNative.C_INT.withName("vocab_size"),
         PagedKvNative.C_INT.withName("flags"),
+        MemoryLayout.paddingLayout(4),
+        PagedKvNative.C_LONG.withName("host_tier_bytes"),
+        PagedKvNative.C_POINTER.withName("disk_tier_path"),
+        PagedKvNative.C_LONG.withName("disk_tier_bytes"),
+        PagedKvNative.C_POINTER.withName("remote_tier"),
+        PagedKvNative.C_POINTER.withName("tier_namespace"),
+        PagedKvNative.C_INT.withName("tp_rank"),
+        PagedKvNative.C_INT.withName("tp_size"),
+        PagedKvNative.C_INT.withName("tier_timeout_ms"),
+        PagedKvNative.C_INT.withName("remote_ttl_seconds"),
+        PagedKvNative.C_INT.withName("tier_flags"),
         MemoryLayout.paddingLayout(4)
     ).withName("pagedkv_cache_config");
 
@@ -586,6 +607,446 @@ public class pagedkv_cache_config {
      */
     public static void flags(MemorySegment struct, int fieldValue) {
         struct.set(flags$LAYOUT, flags$OFFSET, fieldValue);
+    }
+
+    private static final OfLong host_tier_bytes$LAYOUT = (OfLong)$LAYOUT.select(groupElement("host_tier_bytes"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int64_t host_tier_bytes
+     * }
+     */
+    public static final OfLong host_tier_bytes$layout() {
+        return host_tier_bytes$LAYOUT;
+    }
+
+    private static final long host_tier_bytes$OFFSET = $LAYOUT.byteOffset(groupElement("host_tier_bytes"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int64_t host_tier_bytes
+     * }
+     */
+    public static final long host_tier_bytes$offset() {
+        return host_tier_bytes$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int64_t host_tier_bytes
+     * }
+     */
+    public static long host_tier_bytes(MemorySegment struct) {
+        return struct.get(host_tier_bytes$LAYOUT, host_tier_bytes$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int64_t host_tier_bytes
+     * }
+     */
+    public static void host_tier_bytes(MemorySegment struct, long fieldValue) {
+        struct.set(host_tier_bytes$LAYOUT, host_tier_bytes$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout disk_tier_path$LAYOUT = (AddressLayout)$LAYOUT.select(groupElement("disk_tier_path"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * const char *disk_tier_path
+     * }
+     */
+    public static final AddressLayout disk_tier_path$layout() {
+        return disk_tier_path$LAYOUT;
+    }
+
+    private static final long disk_tier_path$OFFSET = $LAYOUT.byteOffset(groupElement("disk_tier_path"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * const char *disk_tier_path
+     * }
+     */
+    public static final long disk_tier_path$offset() {
+        return disk_tier_path$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * const char *disk_tier_path
+     * }
+     */
+    public static MemorySegment disk_tier_path(MemorySegment struct) {
+        return struct.get(disk_tier_path$LAYOUT, disk_tier_path$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * const char *disk_tier_path
+     * }
+     */
+    public static void disk_tier_path(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(disk_tier_path$LAYOUT, disk_tier_path$OFFSET, fieldValue);
+    }
+
+    private static final OfLong disk_tier_bytes$LAYOUT = (OfLong)$LAYOUT.select(groupElement("disk_tier_bytes"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int64_t disk_tier_bytes
+     * }
+     */
+    public static final OfLong disk_tier_bytes$layout() {
+        return disk_tier_bytes$LAYOUT;
+    }
+
+    private static final long disk_tier_bytes$OFFSET = $LAYOUT.byteOffset(groupElement("disk_tier_bytes"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int64_t disk_tier_bytes
+     * }
+     */
+    public static final long disk_tier_bytes$offset() {
+        return disk_tier_bytes$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int64_t disk_tier_bytes
+     * }
+     */
+    public static long disk_tier_bytes(MemorySegment struct) {
+        return struct.get(disk_tier_bytes$LAYOUT, disk_tier_bytes$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int64_t disk_tier_bytes
+     * }
+     */
+    public static void disk_tier_bytes(MemorySegment struct, long fieldValue) {
+        struct.set(disk_tier_bytes$LAYOUT, disk_tier_bytes$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout remote_tier$LAYOUT = (AddressLayout)$LAYOUT.select(groupElement("remote_tier"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * const char *remote_tier
+     * }
+     */
+    public static final AddressLayout remote_tier$layout() {
+        return remote_tier$LAYOUT;
+    }
+
+    private static final long remote_tier$OFFSET = $LAYOUT.byteOffset(groupElement("remote_tier"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * const char *remote_tier
+     * }
+     */
+    public static final long remote_tier$offset() {
+        return remote_tier$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * const char *remote_tier
+     * }
+     */
+    public static MemorySegment remote_tier(MemorySegment struct) {
+        return struct.get(remote_tier$LAYOUT, remote_tier$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * const char *remote_tier
+     * }
+     */
+    public static void remote_tier(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(remote_tier$LAYOUT, remote_tier$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout tier_namespace$LAYOUT = (AddressLayout)$LAYOUT.select(groupElement("tier_namespace"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * const char *tier_namespace
+     * }
+     */
+    public static final AddressLayout tier_namespace$layout() {
+        return tier_namespace$LAYOUT;
+    }
+
+    private static final long tier_namespace$OFFSET = $LAYOUT.byteOffset(groupElement("tier_namespace"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * const char *tier_namespace
+     * }
+     */
+    public static final long tier_namespace$offset() {
+        return tier_namespace$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * const char *tier_namespace
+     * }
+     */
+    public static MemorySegment tier_namespace(MemorySegment struct) {
+        return struct.get(tier_namespace$LAYOUT, tier_namespace$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * const char *tier_namespace
+     * }
+     */
+    public static void tier_namespace(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(tier_namespace$LAYOUT, tier_namespace$OFFSET, fieldValue);
+    }
+
+    private static final OfInt tp_rank$LAYOUT = (OfInt)$LAYOUT.select(groupElement("tp_rank"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int32_t tp_rank
+     * }
+     */
+    public static final OfInt tp_rank$layout() {
+        return tp_rank$LAYOUT;
+    }
+
+    private static final long tp_rank$OFFSET = $LAYOUT.byteOffset(groupElement("tp_rank"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int32_t tp_rank
+     * }
+     */
+    public static final long tp_rank$offset() {
+        return tp_rank$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int32_t tp_rank
+     * }
+     */
+    public static int tp_rank(MemorySegment struct) {
+        return struct.get(tp_rank$LAYOUT, tp_rank$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int32_t tp_rank
+     * }
+     */
+    public static void tp_rank(MemorySegment struct, int fieldValue) {
+        struct.set(tp_rank$LAYOUT, tp_rank$OFFSET, fieldValue);
+    }
+
+    private static final OfInt tp_size$LAYOUT = (OfInt)$LAYOUT.select(groupElement("tp_size"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int32_t tp_size
+     * }
+     */
+    public static final OfInt tp_size$layout() {
+        return tp_size$LAYOUT;
+    }
+
+    private static final long tp_size$OFFSET = $LAYOUT.byteOffset(groupElement("tp_size"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int32_t tp_size
+     * }
+     */
+    public static final long tp_size$offset() {
+        return tp_size$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int32_t tp_size
+     * }
+     */
+    public static int tp_size(MemorySegment struct) {
+        return struct.get(tp_size$LAYOUT, tp_size$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int32_t tp_size
+     * }
+     */
+    public static void tp_size(MemorySegment struct, int fieldValue) {
+        struct.set(tp_size$LAYOUT, tp_size$OFFSET, fieldValue);
+    }
+
+    private static final OfInt tier_timeout_ms$LAYOUT = (OfInt)$LAYOUT.select(groupElement("tier_timeout_ms"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int32_t tier_timeout_ms
+     * }
+     */
+    public static final OfInt tier_timeout_ms$layout() {
+        return tier_timeout_ms$LAYOUT;
+    }
+
+    private static final long tier_timeout_ms$OFFSET = $LAYOUT.byteOffset(groupElement("tier_timeout_ms"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int32_t tier_timeout_ms
+     * }
+     */
+    public static final long tier_timeout_ms$offset() {
+        return tier_timeout_ms$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int32_t tier_timeout_ms
+     * }
+     */
+    public static int tier_timeout_ms(MemorySegment struct) {
+        return struct.get(tier_timeout_ms$LAYOUT, tier_timeout_ms$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int32_t tier_timeout_ms
+     * }
+     */
+    public static void tier_timeout_ms(MemorySegment struct, int fieldValue) {
+        struct.set(tier_timeout_ms$LAYOUT, tier_timeout_ms$OFFSET, fieldValue);
+    }
+
+    private static final OfInt remote_ttl_seconds$LAYOUT = (OfInt)$LAYOUT.select(groupElement("remote_ttl_seconds"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int32_t remote_ttl_seconds
+     * }
+     */
+    public static final OfInt remote_ttl_seconds$layout() {
+        return remote_ttl_seconds$LAYOUT;
+    }
+
+    private static final long remote_ttl_seconds$OFFSET = $LAYOUT.byteOffset(groupElement("remote_ttl_seconds"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int32_t remote_ttl_seconds
+     * }
+     */
+    public static final long remote_ttl_seconds$offset() {
+        return remote_ttl_seconds$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int32_t remote_ttl_seconds
+     * }
+     */
+    public static int remote_ttl_seconds(MemorySegment struct) {
+        return struct.get(remote_ttl_seconds$LAYOUT, remote_ttl_seconds$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int32_t remote_ttl_seconds
+     * }
+     */
+    public static void remote_ttl_seconds(MemorySegment struct, int fieldValue) {
+        struct.set(remote_ttl_seconds$LAYOUT, remote_ttl_seconds$OFFSET, fieldValue);
+    }
+
+    private static final OfInt tier_flags$LAYOUT = (OfInt)$LAYOUT.select(groupElement("tier_flags"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * uint32_t tier_flags
+     * }
+     */
+    public static final OfInt tier_flags$layout() {
+        return tier_flags$LAYOUT;
+    }
+
+    private static final long tier_flags$OFFSET = $LAYOUT.byteOffset(groupElement("tier_flags"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * uint32_t tier_flags
+     * }
+     */
+    public static final long tier_flags$offset() {
+        return tier_flags$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * uint32_t tier_flags
+     * }
+     */
+    public static int tier_flags(MemorySegment struct) {
+        return struct.get(tier_flags$LAYOUT, tier_flags$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * uint32_t tier_flags
+     * }
+     */
+    public static void tier_flags(MemorySegment struct, int fieldValue) {
+        struct.set(tier_flags$LAYOUT, tier_flags$OFFSET, fieldValue);
     }
 
     /**

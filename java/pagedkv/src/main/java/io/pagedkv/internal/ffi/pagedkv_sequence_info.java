@@ -21,6 +21,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     int64_t num_tokens;
  *     int64_t num_computed;
  *     int64_t num_cached;
+ *     int64_t loaded_tokens[3];
  * }
  * }
  */
@@ -35,7 +36,8 @@ public class pagedkv_sequence_info {
         PagedKvNative.C_INT.withName("num_pages"),
         PagedKvNative.C_LONG.withName("num_tokens"),
         PagedKvNative.C_LONG.withName("num_computed"),
-        PagedKvNative.C_LONG.withName("num_cached")
+        PagedKvNative.C_LONG.withName("num_cached"),
+        MemoryLayout.sequenceLayout(3, PagedKvNative.C_LONG).withName("loaded_tokens")
     ).withName("pagedkv_sequence_info");
 
     /**
@@ -263,6 +265,83 @@ public class pagedkv_sequence_info {
      */
     public static void num_cached(MemorySegment struct, long fieldValue) {
         struct.set(num_cached$LAYOUT, num_cached$OFFSET, fieldValue);
+    }
+
+    private static final SequenceLayout loaded_tokens$LAYOUT = (SequenceLayout)$LAYOUT.select(groupElement("loaded_tokens"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int64_t loaded_tokens[3]
+     * }
+     */
+    public static final SequenceLayout loaded_tokens$layout() {
+        return loaded_tokens$LAYOUT;
+    }
+
+    private static final long loaded_tokens$OFFSET = $LAYOUT.byteOffset(groupElement("loaded_tokens"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int64_t loaded_tokens[3]
+     * }
+     */
+    public static final long loaded_tokens$offset() {
+        return loaded_tokens$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int64_t loaded_tokens[3]
+     * }
+     */
+    public static MemorySegment loaded_tokens(MemorySegment struct) {
+        return struct.asSlice(loaded_tokens$OFFSET, loaded_tokens$LAYOUT.byteSize());
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int64_t loaded_tokens[3]
+     * }
+     */
+    public static void loaded_tokens(MemorySegment struct, MemorySegment fieldValue) {
+        MemorySegment.copy(fieldValue, 0L, struct, loaded_tokens$OFFSET, loaded_tokens$LAYOUT.byteSize());
+    }
+
+    private static long[] loaded_tokens$DIMS = { 3 };
+
+    /**
+     * Dimensions for array field:
+     * {@snippet lang=c :
+     * int64_t loaded_tokens[3]
+     * }
+     */
+    public static long[] loaded_tokens$dimensions() {
+        return loaded_tokens$DIMS;
+    }
+    private static final VarHandle loaded_tokens$ELEM_HANDLE = loaded_tokens$LAYOUT.varHandle(sequenceElement());
+
+    /**
+     * Indexed getter for field:
+     * {@snippet lang=c :
+     * int64_t loaded_tokens[3]
+     * }
+     */
+    public static long loaded_tokens(MemorySegment struct, long index0) {
+        return (long)loaded_tokens$ELEM_HANDLE.get(struct, loaded_tokens$OFFSET, index0);
+    }
+
+    /**
+     * Indexed setter for field:
+     * {@snippet lang=c :
+     * int64_t loaded_tokens[3]
+     * }
+     */
+    public static void loaded_tokens(MemorySegment struct, long index0, long fieldValue) {
+        loaded_tokens$ELEM_HANDLE.set(struct, loaded_tokens$OFFSET, index0, fieldValue);
     }
 
     /**
