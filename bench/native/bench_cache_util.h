@@ -2,6 +2,7 @@
 // small CPU cache (16-token pages, one layer, f16) with random prompts over a Llama-3-sized vocab.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -19,6 +20,15 @@ constexpr int32_t kVocab = 128000;
 
 inline double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Median of `runs` timings of `body` (each returns seconds).
+template <class Body>
+double median_seconds(int runs, Body&& body) {
+    std::vector<double> times;
+    for (int i = 0; i < runs; ++i) times.push_back(body());
+    std::sort(times.begin(), times.end());
+    return times[times.size() / 2];
 }
 
 inline void require(int32_t status, const char* what) {

@@ -20,15 +20,6 @@ namespace {
 
 using namespace bench;
 
-// Median of `runs` timings of `body`, in seconds.
-template <class Body>
-double median_seconds(int runs, Body&& body) {
-    std::vector<double> times;
-    for (int i = 0; i < runs; ++i) times.push_back(body());
-    std::sort(times.begin(), times.end());
-    return times[times.size() / 2];
-}
-
 // Time to memcpy `bytes` once (cache-warm), the floor for reading the prompt.
 double memcpy_seconds(size_t bytes) {
     std::vector<char> a(bytes, 1), b(bytes);

@@ -90,9 +90,10 @@ PageManager::PromptPages PageManager::reserve_prompt(int32_t root, const int32_t
     PrefixTrie::PartialHit partial = walk_prompt(root, prompt, num_tokens);
     int64_t shared = int64_t(matched_.size());
     int64_t fresh = total - shared;
-    // The walk goes on into the tiers: a page they bring back beats any partial run.
+    // The walk goes on into the tiers (unless the request cannot fit anyway): a page they bring
+    // back beats any partial run.
     const int64_t from_tiers =
-        tiers_ && reuse_ && root != kNone
+        tiers_ && reuse_ && root != kNone && fresh <= available()
             ? fetch_from_tiers(shared == 0 ? root : matched_.back(), prompt, shared, (num_tokens - 1) / page_size_)
             : 0;
     if (from_tiers > 0) partial = {};
