@@ -120,7 +120,8 @@ public:
             ::execv(argv[0], argv.data());
             ::_exit(127);
         }
-        for (int i = 0; i < 200; ++i) {
+        // Up to 60 s: a loaded CI machine can take seconds to start a server.
+        for (int i = 0; i < 3000; ++i) {
             if (text(command(port_, {"PING"})) == "PONG") return;
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
