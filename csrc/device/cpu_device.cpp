@@ -32,13 +32,31 @@ public:
     void copy_page_runs(const PageGeometry& g, const int32_t* src, const int32_t* dst, int32_t count,
                         int32_t tokens) override {
         auto* pool = static_cast<unsigned char*>(g.pool_base);
-        const size_t run = g.whole_pages ? size_t(g.row_bytes) : size_t(tokens) * size_t(g.token_bytes);
+        const size_t run = size_t(tokens) * size_t(g.token_bytes);
         for (int32_t i = 0; i < count; ++i) {
-            if (src[i] == dst[i] || run == 0) continue;
+            if (src[i] == dst[i] || tokens == 0) continue;
             const unsigned char* from = pool + int64_t(src[i]) * g.page_bytes;
             unsigned char* to = pool + int64_t(dst[i]) * g.page_bytes;
+            if (g.quant.used) {
+                copy_quant_runs(g.quant, g.rows, from, to, tokens);
+                continue;
+            }
             for (int64_t row = 0; row < g.rows; ++row) std::memcpy(to + row * g.row_bytes, from + row * g.row_bytes, run);
         }
+    }
+
+    // The first `tokens` positions of every (layer, K|V, head) run of a quantized page.
+    static void copy_quant_runs(const PageGeometry::QuantRuns& q, int64_t layer_heads, const unsigned char* from,
+                                unsigned char* to, int32_t tokens) {
+        const int64_t heads = q.heads, layer_bytes = heads * (q.run_bytes[0] + q.run_bytes[1]);
+        for (int64_t index = 0; index < layer_heads; ++index)
+            for (int32_t kv = 0; kv < 2; ++kv) {
+                const int64_t layer = index / heads, head = index % heads;
+                const int64_t at = layer * layer_bytes + (kv ? heads * q.run_bytes[0] : 0) + head * q.run_bytes[kv];
+                std::memcpy(to + at, from + at, size_t(tokens * q.code_bytes[kv]));
+                std::memcpy(to + at + q.scales_at[kv], from + at + q.scales_at[kv], size_t(tokens * q.scale_bytes));
+                std::memcpy(to + at + q.tail_at[kv], from + at + q.tail_at[kv], size_t(q.tail_bytes));
+            }
     }
     void copy_pages(void* pool_base, int64_t page_bytes, const int32_t* src, const int32_t* dst, int32_t count,
                     void*) override {

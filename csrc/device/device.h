@@ -15,9 +15,19 @@ struct PageGeometry {
     int64_t rows;       // num_layers * 2 * num_kv_heads
     int64_t row_bytes;  // page_size * head_dim * element bytes
     int64_t token_bytes;  // head_dim * element bytes
-    // Quantized formats: runs of codes and scales of different widths per token, so a partial
-    // copy takes whole pages (rows = 1, row_bytes = page_bytes): a few KiB more, once per copy.
-    bool whole_pages = false;
+    // Quantized formats (rows = num_layers * num_kv_heads, K and V runs of different widths):
+    // per run, the first tokens' codes and scales, and the tail (FP8's scale, written once with
+    // the run's first token) — never bytes the page's owner may be writing meanwhile.
+    struct QuantRuns {
+        bool used = false;
+        int64_t run_bytes[2];    // K run, V run of one head
+        int64_t code_bytes[2];   // per token
+        int64_t scales_at[2];    // offset of the scales in a run
+        int64_t scale_bytes;     // per token (0 for FP8)
+        int64_t tail_at[2];
+        int64_t tail_bytes;      // 16 for FP8, else 0
+        int64_t heads;
+    } quant;
 };
 
 // Batch metadata placed on the device: `data` is where kernels read it; `ticket` is the device's

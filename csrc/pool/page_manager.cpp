@@ -23,9 +23,20 @@ PageManager::PageManager(const pagedkv_cache_config& config, int64_t page_bytes,
       trie_(config.num_pages, config.page_size, pool_, key) {
     geometry_.page_bytes = page_bytes;
     if (is_quantized_dtype(config.kv_dtype)) {
-        geometry_.whole_pages = true;
-        geometry_.rows = 1;
-        geometry_.token_bytes = geometry_.row_bytes = page_bytes;
+        auto& q = geometry_.quant;
+        q.used = true;
+        q.heads = config.num_kv_heads;
+        geometry_.rows = int64_t(config.num_layers) * config.num_kv_heads;
+        for (int32_t kv = 0; kv < 2; ++kv) {
+            const KvRunGeometry run = kv_run_geometry(config.kv_dtype, kv, config.head_dim, config.page_size);
+            q.run_bytes[kv] = run.run_bytes;
+            q.code_bytes[kv] = run.code_bytes;
+            q.scales_at[kv] = run.scales_at(config.page_size);
+            q.tail_at[kv] = run.tail_at(config.page_size);
+            q.scale_bytes = run.scale_bytes;
+            q.tail_bytes = run.tail_bytes;
+        }
+        geometry_.token_bytes = geometry_.row_bytes = 1;  // unused by the quantized copy
     } else {
         geometry_.rows = int64_t(config.num_layers) * 2 * config.num_kv_heads;
         geometry_.token_bytes = int64_t(config.head_dim) * dtype_bytes(config.kv_dtype);

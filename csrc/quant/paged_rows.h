@@ -38,7 +38,9 @@ inline void write_quantized_row(const kernels::PagedLayer& layer, int32_t page, 
     float fp8_scale = 1.0f;
     if (layer.kv_dtype == PAGEDKV_DTYPE_FP8_E4M3) {
         fp8_scale = layer.kv_scales[kv * layer.num_kv_heads + head];
-        store_fp8_run_scale(run.tail, fp8_scale);
+        // Written with the first token only: copies of a page's first positions read the tail
+        // while its owner may write later positions (the layer's scale never changes).
+        if (in_page == 0) store_fp8_run_scale(run.tail, fp8_scale);
     }
     quantize_row(layer.kv_dtype, kv, row, head_dim, fp8_scale, run.codes + int64_t(in_page) * run.geometry.code_bytes,
                  run.scales + int64_t(in_page) * groups);

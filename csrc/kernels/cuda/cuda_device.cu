@@ -514,7 +514,8 @@ public:
     void copy_page_runs(const PageGeometry& g, const int32_t* src, const int32_t* dst, int32_t count,
                         int32_t tokens) override {
         if (count <= 0 || tokens <= 0 || g.rows <= 0) return;
-        const int64_t width = g.whole_pages ? g.row_bytes : int64_t(tokens) * g.token_bytes;
+        PAGEDKV_REQUIRE(!g.quant.used, PAGEDKV_ERR_UNSUPPORTED, "quantized KV formats are CPU-only in this build");
+        const int64_t width = int64_t(tokens) * g.token_bytes;
         PAGEDKV_REQUIRE(g.token_bytes > 0 && width <= g.row_bytes && g.rows * g.row_bytes <= g.page_bytes,
                         PAGEDKV_ERR_INTERNAL, "copy_page_runs: ", tokens, " positions of ", g.token_bytes,
                         " bytes in rows of ", g.row_bytes, " bytes (", g.rows, " rows, pages of ", g.page_bytes,
