@@ -217,7 +217,7 @@ void redis_throughput(const Options& o) {
     pagedkv::tiers::RemoteTier::Options options;
     options.url = "redis://" + o.redis;
     pagedkv::tiers::RemoteTier tier(options);
-    std::vector<pagedkv::tiers::PageKey> keys(size_t(count));
+    std::vector<pagedkv::tiers::PageKey> keys(static_cast<size_t>(count));
     std::vector<uint8_t> bytes(size_t(size), 7);
     for (int i = 0; i < count; ++i) keys[size_t(i)] = pagedkv::tiers::sha256({"bench", std::to_string(i)});
     auto start = Clock::now();
@@ -227,7 +227,7 @@ void redis_throughput(const Options& o) {
     start = Clock::now();
     int64_t found = 0;
     for (int i = 0; i < count; i += batch) {
-        std::vector<pagedkv::tiers::PageObject> objects(size_t(batch));
+        std::vector<pagedkv::tiers::PageObject> objects(static_cast<size_t>(batch));
         tier.fetch(keys.data() + i, batch, objects);
         for (auto& object : objects) found += object ? 1 : 0;
     }

@@ -112,6 +112,12 @@ class CliTest {
             "topic alone      | replay --kv-events-topic t | --kv-events-topic needs --kv-events",
             "three endpoints  | replay --kv-events a,b,c   | --kv-events takes ENDPOINT or ENDPOINT,REPLAY_ENDPOINT",
             "events, no reuse | replay --no-reuse --kv-events ipc:///tmp/x | --no-reuse makes none",
+            "bad host tier    | replay --host-tier 2XB      | --host-tier needs a size like 512MiB or 2GiB, got '2XB'",
+            "zero host tier   | replay --host-tier 0        | --host-tier must be at least 1 byte",
+            "disk, no dir     | replay --disk-tier :1GiB    | --disk-tier needs a directory, got ':1GiB'",
+            "remote scheme    | replay --remote http://x:1  | --remote needs redis://HOST:PORT[,HOST:PORT...], got 'http://x:1'",
+            "namespace alone  | replay --namespace m        | --namespace names who shares the disk and Redis tiers",
+            "tiers, no reuse  | replay --no-reuse --host-tier 1MiB | the tiers serve the run with reuse; --no-reuse makes none",
     })
     void badUsageExitsWith2(String name, String args, String expected) {
         Outcome o = cli(args.trim().split("\\s+"));
@@ -258,6 +264,47 @@ class CliTest {
         assertEquals(2048.0, summary.get("kv_bytes_per_token").asDouble());
         assertEquals(1.0, summary.get("top1_agreement").asDouble());
         assertTrue(summary.get("max_logit_diff").asDouble() <= 1e-3);
+    }
+
+    @Test
+    void theHostTierServesTheBundledWorkloadWhoseWorkingSetExceedsThePool() throws IOException {
+        Outcome o = cli("replay", "--json", "--verify", "--pages", "48", "--host-tier", "16MiB",
+                "--max-new-tokens", "2", "examples/host-tier.jsonl");
+        assertEquals(0, o.status(), o.err());
+        List<JsonNode> lines = jsonLines(o.out());
+        long loaded = 0;
+        for (JsonNode request : lines.subList(0, lines.size() - 1)) {
+            JsonNode tiers = request.get("loaded_tokens");
+            List<String> names = new ArrayList<>();
+            tiers.fieldNames().forEachRemaining(names::add);
+            assertEquals(List.of("host", "disk", "remote"), names);
+            assertTrue(tiers.get("host").asLong() <= request.get("cached_tokens").asLong());
+            assertEquals(0, tiers.get("host").asLong() % 16, "only full pages come from below");
+            loaded += tiers.get("host").asLong();
+        }
+        JsonNode summary = lines.getLast();
+        JsonNode host = summary.get("tiers").get("host");
+        assertTrue(loaded > 0, o.out());
+        assertEquals(loaded, host.get("loaded_tokens").asLong());
+        assertTrue(host.get("hits").asLong() > 0);
+        assertEquals(0, host.get("verify_failures").asLong());
+        assertTrue(summary.get("verify").get("ok").asBoolean(), "the loaded pages give the same logits");
+        assertEquals(0, summary.get("no_reuse").get("cached_tokens").asInt(), "the baseline reads no tier");
+        assertTrue(summary.get("evictions").asLong() > 0, "the pool is too small for the working set");
+    }
+
+    @Test
+    void aSecondReplayReusesTheDiskTierOfTheFirst(@TempDir Path tiers) throws IOException {
+        Path file = trace("{\"text\": \"" + "The same long document. ".repeat(8) + "\", \"max_new_tokens\": 1}\n");
+        String disk = tiers.resolve("kv") + ":64MiB";
+        Outcome first = cli("replay", "--json", "--pages", "64", "--disk-tier", disk, "--namespace", "cli-test", file.toString());
+        assertEquals(0, first.status(), first.err());
+        assertEquals(0, jsonLines(first.out()).getFirst().get("loaded_tokens").get("disk").asLong());
+        Outcome second = cli("replay", "--json", "--pages", "64", "--disk-tier", disk, "--namespace", "cli-test", file.toString());
+        assertEquals(0, second.status(), second.err());
+        JsonNode request = jsonLines(second.out()).getFirst();
+        assertTrue(request.get("loaded_tokens").get("disk").asLong() >= 16 * 11, second.out());
+        assertEquals(request.get("cached_tokens").asLong(), request.get("loaded_tokens").get("disk").asLong());
     }
 
     @Test

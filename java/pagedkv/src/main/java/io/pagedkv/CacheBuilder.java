@@ -5,6 +5,8 @@ import static io.pagedkv.internal.ffi.PagedKvNative.*;
 import io.pagedkv.internal.ffi.pagedkv_cache_config;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Objects;
 
 /**
@@ -28,6 +30,17 @@ public final class CacheBuilder {
     private int vocabSize;
     private boolean reuse = true;
     private boolean hadamard = false;
+    private long hostTierBytes;
+    private Path diskTierPath;
+    private long diskTierBytes;
+    private String remoteTier;
+    private String tierNamespace = "";
+    private int tpRank;
+    private int tpSize = 1;
+    private Duration tierTimeout = Duration.ZERO;
+    private Duration remoteTtl = Duration.ZERO;
+    private boolean writeThrough;
+    private boolean diskFsync = true;
 
     CacheBuilder() {}
 
@@ -104,6 +117,71 @@ public final class CacheBuilder {
     }
 
     /**
+     * A host-memory tier of {@code bytes} below the pool (0: none): evicted full pages are kept
+     * there and loaded back when a prompt needs them (pinned host memory when the pool is on a GPU).
+     */
+    public CacheBuilder hostTier(long bytes) {
+        hostTierBytes = bytes;
+        return this;
+    }
+
+    /**
+     * A disk tier: one file per page object in {@code directory} (created if absent), at most
+     * {@code bytes} of them. A later cache pointed at the same directory reuses them.
+     */
+    public CacheBuilder diskTier(Path directory, long bytes) {
+        diskTierPath = Objects.requireNonNull(directory, "directory");
+        diskTierBytes = bytes;
+        return this;
+    }
+
+    /** A Redis tier: {@code redis://HOST:PORT[,HOST:PORT...]} (several: seed nodes of a Redis Cluster). */
+    public CacheBuilder remoteTier(String url) {
+        remoteTier = Objects.requireNonNull(url, "url");
+        return this;
+    }
+
+    /** Who may share page objects through the disk and Redis tiers, e.g. the model id (default ""). */
+    public CacheBuilder tierNamespace(String value) {
+        tierNamespace = Objects.requireNonNull(value, "namespace");
+        return this;
+    }
+
+    /** Tensor-parallel rank and size, part of the tiers' namespace (default 0 of 1). */
+    public CacheBuilder tensorParallel(int rank, int size) {
+        tpRank = rank;
+        tpSize = size;
+        return this;
+    }
+
+    /** The bound of every Redis call (default: 1 s). */
+    public CacheBuilder tierTimeout(Duration value) {
+        tierTimeout = Objects.requireNonNull(value, "timeout");
+        return this;
+    }
+
+    /** Redis expires stored page objects after this long (default: never). */
+    public CacheBuilder remoteTtl(Duration value) {
+        remoteTtl = Objects.requireNonNull(value, "ttl");
+        return this;
+    }
+
+    /**
+     * true: every committed full page is also stored in every tier at commit, in the background
+     * (default false: only pages the pool evicts go down, each tier evicting into the next).
+     */
+    public CacheBuilder writeThrough(boolean value) {
+        writeThrough = value;
+        return this;
+    }
+
+    /** false: disk objects are renamed into place without an fsync first (default true). */
+    public CacheBuilder diskFsync(boolean value) {
+        diskFsync = value;
+        return this;
+    }
+
+    /**
      * Creates the cache.
      *
      * @throws PagedKvException.InvalidArgument for a bad configuration (a head dim that is not a
@@ -125,6 +203,19 @@ public final class CacheBuilder {
             pagedkv_cache_config.device_index(c, device.index());
             pagedkv_cache_config.vocab_size(c, vocabSize);
             pagedkv_cache_config.flags(c, (reuse ? 0 : PAGEDKV_CACHE_NO_REUSE()) | (hadamard ? PAGEDKV_CACHE_HADAMARD() : 0));
+            pagedkv_cache_config.host_tier_bytes(c, hostTierBytes);
+            if (diskTierPath != null) {
+                pagedkv_cache_config.disk_tier_path(c, scratch.allocateFrom(diskTierPath.toString()));
+                pagedkv_cache_config.disk_tier_bytes(c, diskTierBytes);
+            }
+            if (remoteTier != null) pagedkv_cache_config.remote_tier(c, scratch.allocateFrom(remoteTier));
+            pagedkv_cache_config.tier_namespace(c, scratch.allocateFrom(tierNamespace));
+            pagedkv_cache_config.tp_rank(c, tpRank);
+            pagedkv_cache_config.tp_size(c, tpSize);
+            pagedkv_cache_config.tier_timeout_ms(c, (int) Math.min(Integer.MAX_VALUE, tierTimeout.toMillis()));
+            pagedkv_cache_config.remote_ttl_seconds(c, (int) Math.min(Integer.MAX_VALUE, remoteTtl.toSeconds()));
+            pagedkv_cache_config.tier_flags(c, (writeThrough ? PAGEDKV_TIER_WRITE_THROUGH() : 0)
+                    | (diskFsync ? 0 : PAGEDKV_TIER_DISK_NO_FSYNC()));
             return new PagedKvCache(c, device);
         }
     }

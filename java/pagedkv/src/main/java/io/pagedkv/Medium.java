@@ -3,7 +3,7 @@ package io.pagedkv;
 /**
  * Where cached positions live, in vLLM's KV-event terms. A cache's pool is one tier: {@link #GPU}
  * for a CUDA cache, {@link #CPU} for a host cache; {@link #DISK} and {@link #REMOTE} name lower
- * tiers (not produced by this version).
+ * tiers; a page loaded from them is in the pool, so blocks and matches name the pool.
  */
 public enum Medium {
     GPU(0), CPU(1), DISK(2), REMOTE(3);

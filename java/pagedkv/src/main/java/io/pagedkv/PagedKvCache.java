@@ -8,6 +8,7 @@ import io.pagedkv.internal.ffi.pagedkv_cache_layout;
 import io.pagedkv.internal.ffi.pagedkv_cache_stats;
 import io.pagedkv.internal.ffi.pagedkv_prefix_match;
 import io.pagedkv.internal.ffi.pagedkv_snapshot_block;
+import io.pagedkv.internal.ffi.pagedkv_tier_stats;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -204,6 +205,55 @@ public final class PagedKvCache implements AutoCloseable {
                     pagedkv_cache_stats.computed_tokens(s), pagedkv_cache_stats.evictions(s),
                     pagedkv_cache_stats.cow_copies(s), pagedkv_cache_stats.dedup_hits(s),
                     pagedkv_cache_stats.kv_bytes_per_token(s));
+        } finally {
+            exit();
+        }
+    }
+
+    /** Counters of {@code tier}; {@link TierStats#enabled()} is false when the cache has no such tier. */
+    public TierStats tierStats(Tier tier) {
+        Objects.requireNonNull(tier, "tier");
+        MemorySegment cache = enter();
+        try (Arena scratch = Arena.ofConfined()) {
+            MemorySegment s = pagedkv_tier_stats.allocate(scratch);
+            pagedkv_tier_stats.struct_size(s, (int) pagedkv_tier_stats.sizeof());
+            Status.check(pagedkv_cache_get_tier_stats(cache, tier.code(), s));
+            return new TierStats(pagedkv_tier_stats.enabled(s) != 0, pagedkv_tier_stats.pages(s),
+                    pagedkv_tier_stats.bytes(s), pagedkv_tier_stats.capacity_bytes(s), pagedkv_tier_stats.hits(s),
+                    pagedkv_tier_stats.misses(s), pagedkv_tier_stats.verify_failures(s), pagedkv_tier_stats.loads(s),
+                    pagedkv_tier_stats.load_bytes(s), pagedkv_tier_stats.load_ns(s), pagedkv_tier_stats.stores(s),
+                    pagedkv_tier_stats.store_bytes(s), pagedkv_tier_stats.store_ns(s),
+                    pagedkv_tier_stats.dropped_stores(s), pagedkv_tier_stats.evictions(s), pagedkv_tier_stats.errors(s));
+        } finally {
+            exit();
+        }
+    }
+
+    /** Waits until the background stores of the disk and Redis tiers queued so far are done. */
+    public void flushTiers() {
+        MemorySegment cache = enter();
+        try {
+            Status.check(pagedkv_cache_flush_tiers(cache));
+        } finally {
+            exit();
+        }
+    }
+
+    /**
+     * Loads the prefix of {@code prompt} that the tiers hold into the pool (as cached pages) before
+     * a sequence for it is created, so that the create finds it there; returns the positions loaded.
+     * Never fails for want of room: it loads at most what the pool can take.
+     */
+    public long prefetch(int[] prompt, byte[] salt) {
+        Objects.requireNonNull(prompt, "prompt");
+        Objects.requireNonNull(salt, "salt");
+        MemorySegment cache = enter();
+        try (Arena scratch = Arena.ofConfined()) {
+            MemorySegment tokens = scratch.allocateFrom(C_INT, prompt);
+            MemorySegment key = salt.length == 0 ? MemorySegment.NULL : scratch.allocateFrom(ValueLayout.JAVA_BYTE, salt);
+            MemorySegment loaded = scratch.allocate(C_LONG_LONG);
+            Status.check(pagedkv_prefetch(cache, tokens, prompt.length, key, salt.length, loaded));
+            return loaded.get(C_LONG_LONG, 0);
         } finally {
             exit();
         }

@@ -250,8 +250,17 @@ public final class Sequence implements AutoCloseable {
         return id;
     }
 
+    /**
+     * Of {@link #numCached()}, the positions brought back from {@code tier} when the sequence was
+     * created (full pages only).
+     */
+    public long loadedTokens(Tier tier) {
+        Objects.requireNonNull(tier, "tier");
+        return info().loadedTokens[tier.code()];
+    }
+
     /** The counts of {@code pagedkv_sequence_info} that Java reads. */
-    private record Info(long numTokens, long numComputed) {}
+    private record Info(long numTokens, long numComputed, long[] loadedTokens) {}
 
     private Info info() {
         MemorySegment handle = enter();
@@ -259,7 +268,9 @@ public final class Sequence implements AutoCloseable {
             MemorySegment info = pagedkv_sequence_info.allocate(scratch);
             pagedkv_sequence_info.struct_size(info, (int) pagedkv_sequence_info.sizeof());
             check(pagedkv_sequence_get_info(handle, id, info));
-            return new Info(pagedkv_sequence_info.num_tokens(info), pagedkv_sequence_info.num_computed(info));
+            long[] loaded = new long[Tier.values().length];
+            for (int t = 0; t < loaded.length; ++t) loaded[t] = pagedkv_sequence_info.loaded_tokens(info, t);
+            return new Info(pagedkv_sequence_info.num_tokens(info), pagedkv_sequence_info.num_computed(info), loaded);
         } finally {
             cache.exit();
         }

@@ -54,6 +54,36 @@ final class OptionValues {
         return value.longValue();
     }
 
+    private static final java.util.regex.Pattern BYTE_SIZE =
+            java.util.regex.Pattern.compile("(?i)\\s*(\\d+)\\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?\\s*");
+
+    /** Whether {@code text} reads as a byte size (a number with an optional unit). */
+    static boolean looksLikeByteSize(String text) {
+        return BYTE_SIZE.matcher(text).matches();
+    }
+
+    /**
+     * A byte size like {@code 512MiB}, {@code 2GiB}, {@code 1g} or {@code 4096} (units are powers of
+     * 1024; K/M/G/T with or without "iB"/"B"), at least 1 byte.
+     */
+    static long byteSize(CommandLine commandLine, String option, String text) {
+        var m = BYTE_SIZE.matcher(text);
+        if (!m.matches())
+            throw new ParameterException(commandLine, option + " needs a size like 512MiB or 2GiB, got '" + text + "'");
+        String unit = m.group(2) == null ? "b" : m.group(2).toLowerCase(Locale.ROOT);
+        int shift = switch (unit.charAt(0)) {
+            case 'k' -> 10;
+            case 'm' -> 20;
+            case 'g' -> 30;
+            case 't' -> 40;
+            default -> 0;
+        };
+        BigInteger value = new BigInteger(m.group(1)).shiftLeft(shift);
+        if (value.signum() <= 0 || value.bitLength() > 62)
+            throw new ParameterException(commandLine, option + " must be at least 1 byte and below 2^62, got '" + text + "'");
+        return value.longValue();
+    }
+
     static double toDouble(String text) {
         try {
             double d = Double.parseDouble(text.trim());

@@ -61,17 +61,19 @@ final class ReplayCommand implements Callable<Integer> {
     @Override
     public Integer call() throws java.io.IOException {
         CommandLine commandLine = spec.commandLine();
-        if (options.workload.model == null) return replay(commandLine, new TinyLlama(ModelConfig.DEFAULT), PromptEncoder.BYTES);
+        if (options.workload.model == null) return replay(commandLine, new TinyLlama(ModelConfig.DEFAULT), ModelConfig.DEFAULT.toString(), PromptEncoder.BYTES);
         try (GgufModel gguf = GgufModel.open(options.workload.model, options.threads(commandLine))) {
             String template = gguf.chatTemplate();
             ChatFormat format = template == null ? null : ChatFormat.of(template);
-            return replay(commandLine, gguf.transformer(), new GgufPrompts(gguf.tokenizer(), format));
+            return replay(commandLine, gguf.transformer(), gguf.name() + " (" + gguf.transformer().describe() + ")",
+                    new GgufPrompts(gguf.tokenizer(), format));
         }
     }
 
-    private int replay(CommandLine commandLine, Model model, PromptEncoder encoder) {
+    /** {@code modelName} names the weights (the tiers' default namespace: only runs of one model share pages). */
+    private int replay(CommandLine commandLine, Model model, String modelName, PromptEncoder encoder) {
         String file = options.file(commandLine);
-        Replay.Options replayOptions = options.toReplayOptions(commandLine, model);
+        Replay.Options replayOptions = options.toReplayOptions(commandLine, model, modelName);
         int defaultMaxNew = options.maxNewTokens(commandLine);
 
         String workload;

@@ -6,10 +6,12 @@ import io.pagedkv.replay.CacheOptions;
 import io.pagedkv.model.Model;
 import io.pagedkv.replay.Replay;
 import io.pagedkv.replay.SamplingOptions;
+import io.pagedkv.replay.TierOptions;
 import io.pagedkv.replay.SchedulePolicy;
 import io.pagedkv.replay.Scheduler;
 import io.pagedkv.replay.Tokenizer;
 import io.pagedkv.replay.TraceParser;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -38,6 +40,9 @@ final class ReplayOptions {
 
     @ArgGroup(validate = false, heading = "Cache:%n", order = 3)
     Cache cache = new Cache();
+
+    @ArgGroup(validate = false, heading = "Tiers below the pool (the run with reuse only):%n", order = 3)
+    Tiers tiers = new Tiers();
 
     @ArgGroup(validate = false, heading = "Scheduling:%n", order = 4)
     Scheduling scheduling = new Scheduling();
@@ -132,6 +137,24 @@ final class ReplayOptions {
         Device device = Device.cpu();
     }
 
+    static final class Tiers {
+        @Option(names = "--host-tier", paramLabel = "SIZE",
+                description = "keep evicted full pages in SIZE of host memory (e.g. 512MiB, 2GiB)")
+        String hostTier;
+
+        @Option(names = "--disk-tier", paramLabel = "DIR[:SIZE]",
+                description = "keep page objects in files under DIR, at most SIZE (default 4GiB); a later run reuses them")
+        String diskTier;
+
+        @Option(names = "--remote", paramLabel = "redis://HOST:PORT[,HOST:PORT...]",
+                description = "share page objects through Redis (several addresses: a Redis Cluster's seed nodes)")
+        String remote;
+
+        @Option(names = "--namespace", paramLabel = "NAME",
+                description = "who may share page objects through disk and Redis (default: the model's name)")
+        String namespace;
+    }
+
     static final class Scheduling {
         @Option(names = "--schedule", paramLabel = "fcfs|lpm", converter = OptionValues.ScheduleConverter.class,
                 description = {"which waiting request joins next: file order (default), or the one with the longest"
@@ -177,15 +200,16 @@ final class ReplayOptions {
     }
 
     /**
-     * The options as {@link Replay} takes them, for {@code model} (the built-in one or --model's); a
-     * usage error names the option and what it allows.
+     * The options as {@link Replay} takes them, for {@code model} (the built-in one or --model's),
+     * named {@code modelName} (the default --namespace); a usage error names the option and what it allows.
      */
-    Replay.Options toReplayOptions(CommandLine commandLine, Model model) {
+    Replay.Options toReplayOptions(CommandLine commandLine, Model model, String modelName) {
         int pageSize = OptionValues.inRange(commandLine, "--page-size", cache.pageSize, 1, 4096);
         int pages = cache.pages != null
                 ? OptionValues.inRange(commandLine, "--pages", cache.pages, 1, Integer.MAX_VALUE)
                 : CacheOptions.defaults(pageSize, cache.kvDtype, cache.device).pages();
-        CacheOptions cacheOptions = new CacheOptions(pageSize, pages, cache.kvDtype, cache.device, cache.hadamard);
+        CacheOptions cacheOptions = new CacheOptions(pageSize, pages, cache.kvDtype, cache.device, cache.hadamard,
+                tierOptions(commandLine, modelName));
         int batch = OptionValues.inRange(commandLine, "--batch", workload.batch, 1, 4096);
 
         Replay.Mode mode = output.noReuse ? Replay.Mode.NO_REUSE_ONLY : Replay.Mode.COMPARE;
@@ -204,6 +228,36 @@ final class ReplayOptions {
 
     int maxNewTokens(CommandLine commandLine) {
         return OptionValues.inRange(commandLine, "--max-new-tokens", workload.maxNewTokens, 0, 1 << 20);
+    }
+
+    /** --host-tier, --disk-tier, --remote and --namespace (default {@code modelName}), checked. */
+    private TierOptions tierOptions(CommandLine commandLine, String modelName) {
+        long host = tiers.hostTier == null ? 0 : OptionValues.byteSize(commandLine, "--host-tier", tiers.hostTier);
+        Path disk = null;
+        long diskBytes = 0;
+        if (tiers.diskTier != null) {
+            // DIR[:SIZE]: the size is what follows the last ':' when it reads as a size.
+            String spec = tiers.diskTier;
+            int colon = spec.lastIndexOf(':');
+            diskBytes = TierOptions.DEFAULT_DISK_BYTES;
+            if (colon >= 0 && OptionValues.looksLikeByteSize(spec.substring(colon + 1))) {
+                diskBytes = OptionValues.byteSize(commandLine, "--disk-tier", spec.substring(colon + 1));
+                spec = spec.substring(0, colon);
+            }
+            if (spec.isEmpty()) throw new ParameterException(commandLine, "--disk-tier needs a directory, got '" + tiers.diskTier + "'");
+            disk = Path.of(spec);
+        }
+        if (tiers.remote != null && !tiers.remote.startsWith("redis://")) {
+            throw new ParameterException(commandLine,
+                    "--remote needs redis://HOST:PORT[,HOST:PORT...], got '" + tiers.remote + "'");
+        }
+        TierOptions options = new TierOptions(host, disk, diskBytes, tiers.remote,
+                tiers.namespace != null ? tiers.namespace : modelName);
+        if (tiers.namespace != null && !options.any())
+            throw new ParameterException(commandLine, "--namespace names who shares the disk and Redis tiers; give --disk-tier or --remote");
+        if (options.any() && output.noReuse)
+            throw new ParameterException(commandLine, "the tiers serve the run with reuse; --no-reuse makes none");
+        return options;
     }
 
     /** --kv-events ENDPOINT[,REPLAY_ENDPOINT] and --kv-events-topic, or null without --kv-events. */

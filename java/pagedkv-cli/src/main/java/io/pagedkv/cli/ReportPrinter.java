@@ -2,6 +2,8 @@ package io.pagedkv.cli;
 
 import com.fasterxml.jackson.core.JsonGenerator;
 import io.pagedkv.PagedKvCache;
+import io.pagedkv.Tier;
+import io.pagedkv.TierStats;
 import io.pagedkv.replay.JsonLines;
 import io.pagedkv.replay.Replay;
 import io.pagedkv.replay.RequestResult;
@@ -30,6 +32,7 @@ final class ReportPrinter {
                 requests, requests == 1 ? "" : "s");
         to.println("model: " + o.model().describe());
         to.println("cache: " + o.cache().describe(o.model()) + "; batch " + o.batch() + "; " + o.sampling().describe());
+        if (o.cache().tiers().any()) to.println("tiers below the pool (run with reuse): " + o.cache().tiers().describe());
         to.println();
         to.flush();
     }
@@ -96,6 +99,11 @@ final class ReportPrinter {
         row(runs, "pages cached at the end", r -> Integer.toString(r.stats().pagesCached()));
         row(runs, "partial-page copies", r -> Long.toString(r.stats().cowCopies()));
         row(runs, "evictions", r -> Long.toString(r.stats().evictions()));
+        for (Tier tier : Tier.values()) {
+            if (runs.stream().noneMatch(r -> r.tiers().containsKey(tier))) continue;
+            row(runs, "  loaded from " + tier.label() + " tier", r -> r.tiers().containsKey(tier)
+                    ? r.loadedTokens(tier) + " (" + r.tiers().get(tier).errors() + " err)" : "-");
+        }
         if (report.options().batch() > 1) {
             row(runs, "steps (cascade)", r -> r.steps() + " (" + r.cascadeSteps() + ")");
         }
@@ -172,6 +180,9 @@ final class ReportPrinter {
                 g.writeNumberField("cached_tokens", r.cachedTokens());
                 g.writeNumberField("computed_tokens", r.computedTokens());
                 g.writeNumberField("generated_tokens", r.generated().length);
+                g.writeObjectFieldStart("loaded_tokens");
+                for (Tier tier : Tier.values()) g.writeNumberField(tier.label(), r.loadedTokens(tier));
+                g.writeEndObject();
                 JsonLines.number(g, "ttft_ms", r.ttftNanos() / 1e6);
                 g.writeFieldName("output_tokens");
                 g.writeArray(r.generated(), 0, r.generated().length);
@@ -215,6 +226,29 @@ final class ReportPrinter {
             JsonLines.number(g, "speedup_wall", ratio(off.wallNanos(), on.wallNanos()));
             g.writeBooleanField("outputs_match", Boolean.TRUE.equals(report.outputsMatch()));
         }
+        g.writeObjectFieldStart("tiers");
+        for (var entry : primary.tiers().entrySet()) {
+            TierStats t = entry.getValue();
+            g.writeObjectFieldStart(entry.getKey().label());
+            g.writeNumberField("loaded_tokens", primary.loadedTokens(entry.getKey()));
+            g.writeNumberField("pages", t.pages());
+            g.writeNumberField("bytes", t.bytes());
+            g.writeNumberField("capacity_bytes", t.capacityBytes());
+            g.writeNumberField("hits", t.hits());
+            g.writeNumberField("misses", t.misses());
+            g.writeNumberField("verify_failures", t.verifyFailures());
+            g.writeNumberField("loads", t.loads());
+            g.writeNumberField("load_bytes", t.loadBytes());
+            JsonLines.number(g, "load_ms", t.loadNanos() / 1e6);
+            g.writeNumberField("stores", t.stores());
+            g.writeNumberField("store_bytes", t.storeBytes());
+            JsonLines.number(g, "store_ms", t.storeNanos() / 1e6);
+            g.writeNumberField("dropped_stores", t.droppedStores());
+            g.writeNumberField("evictions", t.evictions());
+            g.writeNumberField("errors", t.errors());
+            g.writeEndObject();
+        }
+        g.writeEndObject();
         g.writeStringField("schedule", primary.schedule().name().toLowerCase(Locale.ROOT));
         if (report.fcfs() != null) {
             g.writeObjectFieldStart("fcfs");

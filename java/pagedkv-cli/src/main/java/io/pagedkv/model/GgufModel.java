@@ -55,10 +55,14 @@ public final class GgufModel implements AutoCloseable {
         return file.has("tokenizer.chat_template") ? file.string("tokenizer.chat_template") : null;
     }
 
+    /** The file's general.name, or its file name. */
+    public String name() {
+        return file.has("general.name") ? file.string("general.name") : file.path().getFileName().toString();
+    }
+
     /** One line for reports: name, shape, weight type, threads. */
     public String describe() {
-        String name = file.has("general.name") ? file.string("general.name") : file.path().getFileName().toString();
-        return name + " (" + transformer.shape().describe() + ", " + transformer.weightType() + " weights, "
+        return name() + " (" + transformer.shape().describe() + ", " + transformer.weightType() + " weights, "
                 + parallel.threads() + " threads)";
     }
 

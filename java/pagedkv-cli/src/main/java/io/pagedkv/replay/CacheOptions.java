@@ -14,14 +14,17 @@ import io.pagedkv.PagedKvCache;
  * @param kvDtype  element type of the stored K/V
  * @param device   where the pages live and the kernels run
  * @param hadamard Q8/Q6/Q4: K/V groups rotated before quantizing
+ * @param tiers    the tiers below the pool of the cache with reuse
  */
-public record CacheOptions(int pageSize, int pages, KvDtype kvDtype, Device device, boolean hadamard) {
+public record CacheOptions(int pageSize, int pages, KvDtype kvDtype, Device device, boolean hadamard,
+                           TierOptions tiers) {
     /** Default capacity in tokens when no page count is given. */
     public static final int DEFAULT_CAPACITY_TOKENS = 16384;
 
     public CacheOptions {
         if (pageSize < 1) throw new IllegalArgumentException("page size must be >= 1");
         if (pages < 1) throw new IllegalArgumentException("pages must be >= 1");
+        if (tiers == null) tiers = TierOptions.NONE;
     }
 
     /** Without the Hadamard rotation. */
@@ -29,9 +32,14 @@ public record CacheOptions(int pageSize, int pages, KvDtype kvDtype, Device devi
         this(pageSize, pages, kvDtype, device, false);
     }
 
+    /** Without tiers. */
+    public CacheOptions(int pageSize, int pages, KvDtype kvDtype, Device device, boolean hadamard) {
+        this(pageSize, pages, kvDtype, device, hadamard, TierOptions.NONE);
+    }
+
     /** The same pages and device with another KV format (the f32 recompute of --verify). */
     public CacheOptions withKvDtype(KvDtype dtype) {
-        return new CacheOptions(pageSize, pages, dtype, device, hadamard && dtype == kvDtype);
+        return new CacheOptions(pageSize, pages, dtype, device, hadamard && dtype == kvDtype, tiers);
     }
 
     /** Page size {@code pageSize} and the default capacity. */
@@ -39,9 +47,12 @@ public record CacheOptions(int pageSize, int pages, KvDtype kvDtype, Device devi
         return new CacheOptions(pageSize, Math.max(1, DEFAULT_CAPACITY_TOKENS / pageSize), dtype, device);
     }
 
-    /** A cache for {@code model}'s KV; {@code reuse} false builds one that never matches prefixes. */
+    /**
+     * A cache for {@code model}'s KV; {@code reuse} false builds one that never matches prefixes
+     * and has no tiers (it must not read what a run with reuse stored).
+     */
     public PagedKvCache build(Model model, boolean reuse) {
-        return PagedKvCache.builder()
+        var builder = PagedKvCache.builder()
                 .layers(model.layers())
                 .kvHeads(model.kvHeads())
                 .headDim(model.headDim())
@@ -51,8 +62,8 @@ public record CacheOptions(int pageSize, int pages, KvDtype kvDtype, Device devi
                 .device(device)
                 .vocabSize(model.vocab())
                 .reuse(reuse)
-                .hadamard(hadamard)
-                .build();
+                .hadamard(hadamard);
+        return (reuse ? tiers.applyTo(builder) : builder).build();
     }
 
     /** Bytes of the page pool holding {@code model}'s keys and values (the layout of pagedkv.h). */

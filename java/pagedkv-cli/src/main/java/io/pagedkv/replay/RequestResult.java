@@ -1,5 +1,6 @@
 package io.pagedkv.replay;
 
+import io.pagedkv.Tier;
 import java.util.List;
 
 /**
@@ -13,11 +14,18 @@ import java.util.List;
  * @param logits       the logits each generated token was chosen from, when the run records them
  *                     (for verification); empty otherwise
  * @param queuedNanos  from the start of the run (every request arrives then) to its admission
+ * @param loadedTokens of {@code cachedTokens}, the positions brought back from each tier below the
+ *                     pool, indexed by {@link Tier#code()}
  */
 public record RequestResult(Request request, long cachedTokens, int[] generated, long ttftNanos, List<float[]> logits,
-                            long queuedNanos) {
+                            long queuedNanos, long[] loadedTokens) {
     public RequestResult(Request request, long cachedTokens, int[] generated, long ttftNanos, List<float[]> logits) {
-        this(request, cachedTokens, generated, ttftNanos, logits, 0);
+        this(request, cachedTokens, generated, ttftNanos, logits, 0, new long[Tier.values().length]);
+    }
+
+    /** Positions brought back from {@code tier}. */
+    public long loadedTokens(Tier tier) {
+        return loadedTokens[tier.code()];
     }
 
     /** From arrival (the start of the run) to its first token: the queue plus {@link #ttftNanos()}. */

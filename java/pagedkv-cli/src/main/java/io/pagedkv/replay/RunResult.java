@@ -1,7 +1,10 @@
 package io.pagedkv.replay;
 
 import io.pagedkv.CacheStats;
+import io.pagedkv.Tier;
+import io.pagedkv.TierStats;
 import java.util.List;
+import java.util.Map;
 
 /**
  * One run of a workload through a cache.
@@ -19,13 +22,20 @@ import java.util.List;
  * @param deferrals      times a request waited a step to reuse a co-joining request's prefix
  * @param schedule       the admission policy of the run
  * @param admissionOrder workload indices of the requests in the order they were first admitted
+ * @param tiers          the stats of each tier below the pool at the end (those the cache has)
  */
 public record RunResult(List<RequestResult> requests, CacheStats stats, long wallNanos,
                         long prefillNanos, long decodeNanos, long decodeTokens, int peakPagesInUse, long steps,
                         long cascadeSteps, long preemptions, long deferrals, SchedulePolicy schedule,
-                        List<Integer> admissionOrder) {
+                        List<Integer> admissionOrder, Map<Tier, TierStats> tiers) {
     public RunResult {
         admissionOrder = List.copyOf(admissionOrder);
+        tiers = Map.copyOf(tiers);
+    }
+
+    /** Positions brought back from {@code tier} over all requests. */
+    public long loadedTokens(Tier tier) {
+        return requests.stream().mapToLong(r -> r.loadedTokens(tier)).sum();
     }
 
     public long promptTokens() {

@@ -8,7 +8,11 @@ import io.pagedkv.CacheStats;
 import io.pagedkv.OutOfPagesException;
 import io.pagedkv.PagedKvCache;
 import io.pagedkv.Sequence;
+import io.pagedkv.Tier;
+import io.pagedkv.TierStats;
 import java.util.ArrayDeque;
+import java.util.EnumMap;
+import java.util.Map;
 import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
@@ -133,6 +137,7 @@ public final class Scheduler {
         IntList tokens;
         int generated;
         long cached;
+        final long[] loaded = new long[Tier.values().length];  // positions loaded per tier at admission
         long admittedAt;
         long queuedNanos = -1;  // first admission - run start
         int bypassed;           // later requests admitted ahead of this one while it waited
@@ -188,8 +193,13 @@ public final class Scheduler {
         long wall = System.nanoTime() - start;
         List<RequestResult> results = slots.stream().map(s -> s.result).toList();
         CacheStats stats = cache.stats();
+        Map<Tier, TierStats> tiers = new EnumMap<>(Tier.class);
+        for (Tier tier : Tier.values()) {
+            TierStats t = cache.tierStats(tier);
+            if (t.enabled()) tiers.put(tier, t);
+        }
         return new RunResult(results, stats, wall, prefillNanos, decodeNanos, decodeTokens,
-                peakPagesInUse, steps, cascadeSteps, preemptions, deferrals, schedule, admissionOrder);
+                peakPagesInUse, steps, cascadeSteps, preemptions, deferrals, schedule, admissionOrder, tiers);
     }
 
     /** Pages a request can ever hold: its prompt and every generated token but the last. */
@@ -226,6 +236,7 @@ public final class Scheduler {
                 admissionOrder.add(s.index);
             }
             s.cached = cached;
+            for (Tier tier : Tier.values()) s.loaded[tier.code()] = s.seq.loadedTokens(tier);
             s.tokens = new IntList(s.request.prompt());
             s.generated = 0;
             s.ttftNanos = -1;
@@ -407,7 +418,7 @@ public final class Scheduler {
             if (!s.done()) continue;
             int[] generated = s.tokens.toArray(s.request.prompt().length, s.tokens.size());
             s.result = new RequestResult(s.request, s.cached, generated, s.ttftNanos, List.copyOf(s.logits),
-                    s.queuedNanos);
+                    s.queuedNanos, s.loaded.clone());
             s.seq.close();
             s.seq = null;
             s.tokens = null;
