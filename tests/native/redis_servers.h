@@ -64,7 +64,7 @@ inline bool port_free(int port) {
 // A loopback port nothing listens on, with port + 10000 free too (a cluster node's bus port;
 // Redis refuses ports above 55535 for that reason).
 inline int free_port() {
-    static std::mt19937 rng(uint32_t(::getpid()));
+    static std::mt19937 rng{uint32_t(::getpid())};
     for (;;) {
         int port = 20000 + int(rng() % 35000);
         if (port_free(port) && port_free(port + 10000)) return port;
