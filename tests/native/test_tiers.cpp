@@ -14,6 +14,7 @@
 #include <random>
 #include <set>
 
+#include "child_process.h"
 #include "tier_workload.h"
 #include "tiers/page_key.h"
 #include "tiers/page_object.h"
@@ -279,21 +280,6 @@ pagedkv_cache_config disk_config(int32_t page_size, const fs::path& dir, int64_t
     config.disk_tier_path = dir.c_str();
     config.disk_tier_bytes = budget;
     return config;
-}
-
-// Runs `body` in a child process; returns its exit status (the child exits 0 when it passed).
-template <class Body>
-int in_child(Body&& body) {
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        body();
-        std::fflush(nullptr);
-        ::_exit(check::failures_in_current_test() == 0 ? 0 : 1);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 }  // namespace

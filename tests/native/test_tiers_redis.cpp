@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 
+#include "child_process.h"
 #include "redis_servers.h"
 #include "tier_workload.h"
 #include "tiers/redis/key_slot.h"
@@ -62,20 +63,6 @@ int64_t run_checked(pagedkv_cache* cache, int32_t page_size, const std::vector<s
         CHECK_CONSISTENT(cache);
     }
     return remote;
-}
-
-template <class Body>
-int in_child(Body&& body) {
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        body();
-        std::fflush(nullptr);
-        ::_exit(check::failures_in_current_test() == 0 ? 0 : 1);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 // A first process computes `prompts` and stores them; this process's fresh cache then reuses them.
