@@ -21,6 +21,7 @@
 #include "llama.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -173,6 +174,11 @@ static int run_tokenize(int argc, char **argv) {
         int max = (int)(end - start) + 16;
         llama_token *tokens = malloc(sizeof *tokens * (size_t)max);
         int n = llama_tokenize(vocab, input + start, (int32_t)(end - start), tokens, max, add_special, parse_special);
+        if (n < 0 && n != INT32_MIN) { // -n tokens needed (a byte-fallback space is 3 tokens)
+            max = -n;
+            tokens = realloc(tokens, sizeof *tokens * (size_t)max);
+            n = llama_tokenize(vocab, input + start, (int32_t)(end - start), tokens, max, add_special, parse_special);
+        }
         if (n < 0) die("llama_tokenize failed");
         for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", tokens[i]);
         printf("\n");

@@ -59,6 +59,6 @@ class ReplayModelTest {
         assertTrue(b.path("cached_tokens").asInt() >= 16, "the shared system message is reused: " + b);
         JsonNode summary = lines.get(lines.size() - 1);
         assertTrue(summary.path("verify").path("ok").asBoolean(), summary.toString());
-        assertTrue(summary.path("model").asText().startsWith("qwen2:"), summary.toString());
+        assertTrue(summary.path("model").asText().startsWith("pagedkv random qwen2 Q4_0 seed 5 (qwen2:"), summary.toString());
     }
 }

@@ -1,6 +1,7 @@
 package io.pagedkv.replay;
 
 import io.pagedkv.model.Attention;
+import io.pagedkv.model.Model;
 
 import java.util.Arrays;
 
@@ -10,12 +11,12 @@ import java.util.Arrays;
  * token t (absolute position past + t) attend to positions [0, past + t].
  */
 final class ReferenceAttention implements Attention {
-    private final ModelConfig cfg;
+    private final Model cfg;
     private final float[][] keys;
     private final float[][] values;
     private final int[] length;
 
-    ReferenceAttention(ModelConfig cfg) {
+    ReferenceAttention(Model cfg) {
         this.cfg = cfg;
         keys = new float[cfg.layers()][0];
         values = new float[cfg.layers()][0];
@@ -24,7 +25,7 @@ final class ReferenceAttention implements Attention {
 
     @Override
     public void attend(int layer, int numTokens, float[][] q, float[][] k, float[][] v, float[][] out) {
-        int kvDim = cfg.kvDim();
+        int kvDim = cfg.kvHeads() * cfg.headDim();
         int d = cfg.headDim();
         int past = length[layer];
         keys[layer] = Arrays.copyOf(keys[layer], (past + numTokens) * kvDim);
@@ -34,11 +35,11 @@ final class ReferenceAttention implements Attention {
             System.arraycopy(v[t], 0, values[layer], (past + t) * kvDim, kvDim);
         }
         length[layer] = past + numTokens;
-        int group = cfg.qHeads() / cfg.kvHeads();
+        int group = cfg.heads() / cfg.kvHeads();
         double scale = 1.0 / Math.sqrt(d);
         for (int t = 0; t < numTokens; t++) {
             int visible = past + t + 1;
-            for (int h = 0; h < cfg.qHeads(); h++) {
+            for (int h = 0; h < cfg.heads(); h++) {
                 int kvh = h / group;
                 double[] scores = new double[visible];
                 double max = Double.NEGATIVE_INFINITY;

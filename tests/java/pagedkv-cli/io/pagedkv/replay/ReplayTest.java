@@ -19,12 +19,11 @@ import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 class ReplayTest {
-    private static final ModelConfig CFG = ModelConfig.DEFAULT;
-    private static final TinyLlama MODEL = new TinyLlama(CFG);
+    private static final io.pagedkv.model.Model MODEL = BuiltinModels.transformer();
 
     private static RunResult run(List<Request> requests, CacheOptions cacheOptions, int batch, boolean reuse) {
         try (PagedKvCache cache = cacheOptions.build(MODEL, reuse)) {
-            return new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, CFG.vocab()), batch, false, null)
+            return new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, MODEL.vocab()), batch, false, null)
                     .deferToShare(reuse)
                     .run(requests);
         }
@@ -200,7 +199,7 @@ class ReplayTest {
         CacheOptions tight = new CacheOptions(16, 12, KvDtype.F32, Device.cpu());
         RunResult preempting;
         try (PagedKvCache cache = tight.build(MODEL, true)) {
-            preempting = new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, CFG.vocab()), 4, true, null)
+            preempting = new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, MODEL.vocab()), 4, true, null)
                     .optimisticAdmission().run(requests);
         }
         assertTrue(preempting.preemptions() > 0, "4 requests admitted into room for 2 must preempt");
@@ -217,7 +216,7 @@ class ReplayTest {
         CacheOptions options = CacheOptions.defaults(16, KvDtype.F32, Device.cpu());
         RunResult r;
         try (PagedKvCache cache = options.build(MODEL, true)) {
-            r = new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, CFG.vocab()), 1, true, null).run(requests);
+            r = new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, MODEL.vocab()), 1, true, null).run(requests);
         }
         RequestResult good = r.requests().get(0);
         assertEquals(3, good.logits().size());

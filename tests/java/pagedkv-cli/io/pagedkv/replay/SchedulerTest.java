@@ -16,8 +16,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /** The admission policies: FCFS keeps file order; LPM saves prefill and never starves past its aging bound. */
 class SchedulerTest {
-    private static final ModelConfig CFG = ModelConfig.DEFAULT;
-    private static final TinyLlama MODEL = new TinyLlama(CFG);
+    private static final io.pagedkv.model.Model MODEL = BuiltinModels.transformer();
     // Six interleaved three-turn conversations (the shape of examples/interleaved-chats.jsonl, kept
     // small for speed): every turn repeats its conversation's 96-token context and earlier turns.
     // 24 pages of 16 hold about two conversations, so FCFS finds every context evicted.
@@ -57,7 +56,7 @@ class SchedulerTest {
     private static RunResult run(List<Request> requests, CacheOptions options, int batch, SchedulePolicy policy,
                                  int agingBound) {
         try (PagedKvCache cache = options.build(MODEL, true)) {
-            return new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, CFG.vocab()), batch, false, null)
+            return new Scheduler(MODEL, cache, new Sampler(SamplingOptions.GREEDY, MODEL.vocab()), batch, false, null)
                     .schedule(policy, agingBound)
                     .run(requests);
         }

@@ -3,13 +3,13 @@ package io.pagedkv.model.chat;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.pagedkv.KvDtype;
 import io.pagedkv.PagedKvCache;
 import io.pagedkv.model.Architecture;
 import io.pagedkv.model.GgufModel;
 import io.pagedkv.model.LlamaCppOracle;
+import io.pagedkv.model.LlamaCppReference;
 import io.pagedkv.model.ModelShape;
 import io.pagedkv.model.RandomModelWriter;
 import io.pagedkv.model.SequenceRunner;
@@ -35,8 +35,7 @@ class ChatSessionTest {
 
     @Test
     void turnsReuseThePreviousTurnsAndRepliesAreLlamaCppsGreedyTokens() throws Exception {
-        LlamaCppOracle oracle = LlamaCppOracle.get();
-        assumeTrue(oracle != null, LlamaCppOracle::unavailable);
+        LlamaCppReference llamaCpp = LlamaCppReference.get();
         ModelShape shape = new ModelShape(Architecture.QWEN2, 2, 256, 4, 2, 64, 512, 300, 512, 1e-6f, 1000000f, 1f, 64);
         Path file = dir.resolve("chat.gguf");
         new RandomModelWriter(shape, GgmlType.F32, false, 3f, 7).write(file);
@@ -58,7 +57,7 @@ class ChatSessionTest {
                 assertArrayEquals(before, Arrays.copyOf(prompt, before.length), "the prompt extends the conversation");
                 assertEquals(cachedBefore, turn.reused(), "positions reused: everything the previous turns computed");
                 int[] reply = Arrays.copyOfRange(after, prompt.length, prompt.length + turn.generated());
-                LlamaCppOracle.Run expected = oracle.logits(file, turn.generated() - 1, prompt).get(0);
+                LlamaCppOracle.Run expected = llamaCpp.logits("chat-turn", file, turn.generated() - 1, prompt.length - 1, prompt).get(0);
                 for (int i = 0; i < reply.length; i++) {
                     float[] row = expected.logits()[prompt.length - 1 + i];
                     int want = i == 0 ? argmax(row) : expected.greedy()[i - 1];

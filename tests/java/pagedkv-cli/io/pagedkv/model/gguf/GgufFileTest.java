@@ -63,6 +63,7 @@ class GgufFileTest {
                     case F16 -> 1e-3;
                     case BF16, Q8_0 -> 1e-2;
                     case Q6_K -> 5e-2;
+                    case Q5_0, Q5_1 -> 0.1;
                     case Q4_0, Q4_K -> 0.2;
                 };
                 assertTrue(relative <= bound, type + ": relative error " + relative + " of the encoding exceeds " + bound);
@@ -94,18 +95,18 @@ class GgufFileTest {
 
     @Test
     void unsupportedTensorTypeIsNamedWithWhatIsSupported() throws IOException {
-        Path file = dir.resolve("q5.gguf");
+        Path file = dir.resolve("q5k.gguf");
         new GgufWriter().putString("general.architecture", "llama")
                 .addTensor("blk.0.ffn_up.weight", GgmlType.F32, new long[] {32}, new byte[128]).write(file);
         byte[] bytes = Files.readAllBytes(file);
-        // Rewrite the tensor's type id (after its name, rank and dims) to 6, GGML's Q5_0.
+        // Rewrite the tensor's type id (after its name, rank and dims) to 13, GGML's Q5_K.
         ByteBuffer buf = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
         int at = indexOf(bytes, "blk.0.ffn_up.weight".getBytes()) + "blk.0.ffn_up.weight".length() + 4 + 8;
-        buf.putInt(at, 6);
+        buf.putInt(at, 13);
         Files.write(file, bytes);
         GgufException e = assertThrows(GgufException.class, () -> GgufFile.open(file).close());
-        assertTrue(e.getMessage().contains("blk.0.ffn_up.weight") && e.getMessage().contains("Q5_0")
-                && e.getMessage().contains("supported: F32, F16, Q4_0, Q8_0, Q4_K, Q6_K, BF16"), e.getMessage());
+        assertTrue(e.getMessage().contains("blk.0.ffn_up.weight") && e.getMessage().contains("Q5_K")
+                && e.getMessage().contains("supported: F32, F16, Q4_0, Q8_0, Q4_K, Q6_K, BF16, Q5_0, Q5_1"), e.getMessage());
     }
 
     @Test

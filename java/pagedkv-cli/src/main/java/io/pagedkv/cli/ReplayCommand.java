@@ -1,13 +1,12 @@
 package io.pagedkv.cli;
 
+import io.pagedkv.model.BuiltinModel;
 import io.pagedkv.model.GgufModel;
 import io.pagedkv.model.Model;
 import io.pagedkv.model.chat.ChatFormat;
 import io.pagedkv.model.chat.GgufPrompts;
-import io.pagedkv.replay.ModelConfig;
 import io.pagedkv.replay.PromptEncoder;
 import io.pagedkv.replay.Replay;
-import io.pagedkv.replay.TinyLlama;
 import io.pagedkv.replay.Request;
 import io.pagedkv.replay.TraceParser;
 import io.pagedkv.replay.Workloads;
@@ -25,12 +24,14 @@ import picocli.CommandLine.Spec;
         header = "replay a workload through a tiny model with and without prefix reuse (the default command)",
         customSynopsis = "pagedkv replay [OPTIONS] [FILE.jsonl | -]",
         description = {
-            "Replays a workload through a tiny Llama-style model whose keys and values live in pagedkv"
-                    + " (projections in Java, K/V writes and attention by pagedkv's kernels), first with prefix reuse,"
+            "Replays a workload through a model whose keys and values live in pagedkv (projections in Java, K/V"
+                    + " writes and attention by pagedkv's kernels): --model FILE.gguf, or the built-in tiny Llama-style"
+                    + " model (written as a GGUF file and loaded like one; its vocabulary is the UTF-8 bytes and ChatML's"
+                    + " markers). It runs first with prefix reuse,"
                     + " then with reuse off, and prints what reuse saved. Without FILE: the ExLlamaV2 scenario"
                     + " (examples/exllamav2.jsonl). A trace has one JSON object per line:",
             "  {\"id\": \"r1\", \"tokens\": [12, 7], \"max_new_tokens\": 8, \"salt\": \"tenant-a\"}",
-            "with \"text\" (UTF-8 bytes) or \"messages\" ([{\"role\", \"content\"}], ChatML) instead of \"tokens\";"
+            "with \"text\" or \"messages\" ([{\"role\", \"content\"}], the model's chat template) instead of \"tokens\";"
                     + " id, max_new_tokens and salt are optional.",
             ""},
         footer = {
@@ -61,11 +62,12 @@ final class ReplayCommand implements Callable<Integer> {
     @Override
     public Integer call() throws java.io.IOException {
         CommandLine commandLine = spec.commandLine();
-        if (options.workload.model == null) return replay(commandLine, new TinyLlama(ModelConfig.DEFAULT), ModelConfig.DEFAULT.toString(), PromptEncoder.BYTES);
-        try (GgufModel gguf = GgufModel.open(options.workload.model, options.threads(commandLine))) {
+        int threads = options.threads(commandLine);
+        // Without --model, the built-in tiny model, written as a GGUF and loaded like any model file.
+        try (GgufModel gguf = options.workload.model == null ? BuiltinModel.open(threads) : GgufModel.open(options.workload.model, threads)) {
             String template = gguf.chatTemplate();
             ChatFormat format = template == null ? null : ChatFormat.of(template);
-            return replay(commandLine, gguf.transformer(), gguf.name() + " (" + gguf.transformer().describe() + ")",
+            return replay(commandLine, gguf.transformer(), gguf.transformer().describe(),
                     new GgufPrompts(gguf.tokenizer(), format));
         }
     }

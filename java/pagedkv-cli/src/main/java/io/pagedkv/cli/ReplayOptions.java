@@ -60,7 +60,7 @@ final class ReplayOptions {
                         + " are tokenized with its vocabulary and chat template")
         java.nio.file.Path model;
 
-        @Option(names = "--threads", paramLabel = "N", description = "--model: worker threads of its matrix products (default: all cores)")
+        @Option(names = "--threads", paramLabel = "N", description = "worker threads of the model's matrix products (default: all cores)")
         int threads = Runtime.getRuntime().availableProcessors();
 
         @Option(names = "--batch", paramLabel = "N", description = "serve up to N requests at once, continuous batching (default 1)")

@@ -35,23 +35,7 @@ public record RandomModelWriter(ModelShape shape, GgmlType weightType, boolean t
 
     public void write(Path path) throws IOException {
         ModelShape s = shape;
-        String a = s.architecture().ggufName();
-        GgufWriter w = new GgufWriter()
-                .putString("general.architecture", a)
-                .putString("general.name", "pagedkv random " + a + " " + weightType + " seed " + seed)
-                .putUint32(a + ".context_length", s.contextLength())
-                .putUint32(a + ".embedding_length", s.hidden())
-                .putUint32(a + ".block_count", s.layers())
-                .putUint32(a + ".feed_forward_length", s.intermediate())
-                .putUint32(a + ".attention.head_count", s.heads())
-                .putUint32(a + ".attention.head_count_kv", s.kvHeads())
-                .putUint32(a + ".attention.key_length", s.headDim())
-                .putUint32(a + ".attention.value_length", s.headDim())
-                .putUint32(a + ".rope.dimension_count", s.ropeDims())
-                .putFloat32(a + ".attention.layer_norm_rms_epsilon", s.rmsEps())
-                .putFloat32(a + ".rope.freq_base", s.ropeBase())
-                .putUint32(a + ".vocab_size", s.vocab())
-                .putUint32("general.file_type", 0);
+        GgufWriter w = header(s, "pagedkv random " + s.architecture().ggufName() + " " + weightType + " seed " + seed);
         vocabulary(w, s.vocab());
         SplittableRandom rng = new SplittableRandom(seed);
         matrix(w, rng, "token_embd.weight", s.vocab(), s.hidden(), 1f);
@@ -75,6 +59,27 @@ public record RandomModelWriter(ModelShape shape, GgmlType weightType, boolean t
         norm(w, rng, "output_norm.weight", s.hidden());
         if (!tiedOutput) matrix(w, rng, "output.weight", s.vocab(), s.hidden(), fanIn(s.hidden()) * logitScale);
         w.write(path);
+    }
+
+    /** A writer holding the metadata of {@code s} (the {@code ARCH.*} keys {@link ModelShape#of} reads) and the model's name. */
+    static GgufWriter header(ModelShape s, String name) {
+        String a = s.architecture().ggufName();
+        return new GgufWriter()
+                .putString("general.architecture", a)
+                .putString("general.name", name)
+                .putUint32(a + ".context_length", s.contextLength())
+                .putUint32(a + ".embedding_length", s.hidden())
+                .putUint32(a + ".block_count", s.layers())
+                .putUint32(a + ".feed_forward_length", s.intermediate())
+                .putUint32(a + ".attention.head_count", s.heads())
+                .putUint32(a + ".attention.head_count_kv", s.kvHeads())
+                .putUint32(a + ".attention.key_length", s.headDim())
+                .putUint32(a + ".attention.value_length", s.headDim())
+                .putUint32(a + ".rope.dimension_count", s.ropeDims())
+                .putFloat32(a + ".attention.layer_norm_rms_epsilon", s.rmsEps())
+                .putFloat32(a + ".rope.freq_base", s.ropeBase())
+                .putUint32(a + ".vocab_size", s.vocab())
+                .putUint32("general.file_type", 0);
     }
 
     /** A byte-fallback SentencePiece vocabulary: unk, bos, eos, the 256 bytes, ChatML's markers, then pieces. */

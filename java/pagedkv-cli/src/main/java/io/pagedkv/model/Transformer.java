@@ -21,6 +21,7 @@ public final class Transformer implements Model {
                          float[] bv, WeightMatrix wo, float[] ffnNorm, WeightMatrix gate, WeightMatrix up, WeightMatrix down) {}
 
     private final ModelShape shape;
+    private final String name;
     private final WeightMatrix embedding;
     private final Layer[] layers;
     private final float[] outputNorm;
@@ -30,6 +31,7 @@ public final class Transformer implements Model {
 
     public Transformer(GgufFile file, Parallel parallel) {
         this.shape = ModelShape.of(file);
+        this.name = file.has("general.name") ? file.string("general.name") : file.path().getFileName().toString();
         this.parallel = parallel;
         ModelShape s = shape;
         embedding = WeightMatrix.of(file.tensor("token_embd.weight")).expect(s.vocab(), s.hidden());
@@ -100,7 +102,7 @@ public final class Transformer implements Model {
 
     @Override
     public String describe() {
-        return shape.describe() + ", " + weightType() + " weights";
+        return name + " (" + shape.describe() + ", " + weightType() + " weights)";
     }
 
     /** The type of the feed-forward weights (for reports: "Q8_0", "Q4_K", ...). */

@@ -14,7 +14,10 @@ public enum GgmlType {
     Q8_0(8, 32, 34),
     Q4_K(12, 256, 144),
     Q6_K(14, 256, 210),
-    BF16(30, 1, 2);
+    BF16(30, 1, 2),
+    // After the others, so the test models seeded by ordinal stay the ones earlier sessions measured.
+    Q5_0(6, 32, 22),
+    Q5_1(7, 32, 24);
 
     // GGML's names for the ids we do not serve, so an error can say what the file holds.
     private static final String[] KNOWN_NAMES = {

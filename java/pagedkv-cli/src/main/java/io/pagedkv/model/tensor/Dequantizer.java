@@ -41,6 +41,22 @@ public final class Dequantizer {
                     }
                 }
             }
+            case Q5_0, Q5_1 -> {
+                boolean q51 = type == GgmlType.Q5_1;
+                int bytes = q51 ? 24 : 22;
+                for (int b = 0; b < n / 32; b++, offset += bytes) {
+                    float d = HalfFloats.fromF16(data.get(SHORT, offset));
+                    float m = q51 ? HalfFloats.fromF16(data.get(SHORT, offset + 2)) : 0f;
+                    long qs = offset + (q51 ? 8 : 6);
+                    int qh = data.get(ValueLayout.JAVA_INT_UNALIGNED, qs - 4);
+                    for (int j = 0; j < 16; j++) {
+                        int q = data.get(ValueLayout.JAVA_BYTE, qs + j) & 0xff;
+                        int x0 = (q & 0xF) | (qh >>> j & 1) << 4, x1 = (q >> 4) | (qh >>> (j + 16) & 1) << 4;
+                        dst[32 * b + j] = q51 ? x0 * d + m : (x0 - 16) * d;
+                        dst[32 * b + 16 + j] = q51 ? x1 * d + m : (x1 - 16) * d;
+                    }
+                }
+            }
             case Q4_K -> {
                 int[] sc = new int[8], m = new int[8];
                 for (int b = 0; b < n / 256; b++, offset += 144) {

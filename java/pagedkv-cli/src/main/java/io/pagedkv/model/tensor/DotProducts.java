@@ -96,6 +96,42 @@ final class DotProducts {
         return acc.reduceLanes(VectorOperators.ADD);
     }
 
+    /** Q5_0 weights (22-byte blocks: F16 scale, uint32 of fifth bits, 16 bytes of nibbles; value = q - 16) against Q8_0. */
+    static float q5_0(MemorySegment w, long off, float[] x, int xo, float[] xs, int so, int blocks) {
+        float sum = 0;
+        for (int b = 0; b < blocks; b++, off += 22, xo += 32) {
+            float d = Float.float16ToFloat(w.get(SHORT, off)) * xs[so + b];
+            sum += d * fiveBitDot(w, off + 2, x, xo, 16);
+        }
+        return sum;
+    }
+
+    /**
+     * Q5_1 weights (24-byte blocks: F16 scale d and min m, fifth bits, nibbles; value = q * d + m)
+     * against Q8_1: d * xd * sum(q * xq) + m * (xd * sum(xq)), the second term from the block's sum.
+     */
+    static float q5_1(MemorySegment w, long off, float[] x, int xo, float[] xs, float[] xsums, int so, int blocks) {
+        float sum = 0, mins = 0;
+        for (int b = 0; b < blocks; b++, off += 24, xo += 32) {
+            float d = Float.float16ToFloat(w.get(SHORT, off)) * xs[so + b];
+            mins += Float.float16ToFloat(w.get(SHORT, off + 2)) * xsums[so + b];
+            sum += d * fiveBitDot(w, off + 4, x, xo, 0);
+        }
+        return sum + mins;
+    }
+
+    /** Sum of (q - bias) * x over one block of 5-bit values (qh at {@code at}, nibbles after it); exact in int. */
+    private static int fiveBitDot(MemorySegment w, long at, float[] x, int xo, int bias) {
+        int qh = w.get(ValueLayout.JAVA_INT_UNALIGNED, at);
+        int sumi = 0;
+        for (int j = 0; j < 16; j++) {
+            int q = w.get(BYTE, at + 4 + j) & 0xff;
+            int x0 = ((q & 0xF) | (qh >>> j & 1) << 4) - bias, x1 = ((q >> 4) | (qh >>> (j + 16) & 1) << 4) - bias;
+            sumi += x0 * (int) x[xo + j] + x1 * (int) x[xo + 16 + j];
+        }
+        return sumi;
+    }
+
     /** Q4_K weights against Q8_K: d*xd*sum(scale*q*x) - dmin*xd*sum(min*x) per super-block. */
     static float q4_K(MemorySegment w, long off, float[] x, int xo, float[] xs, int so, int blocks) {
         int[] sc = new int[8], m = new int[8];

@@ -24,6 +24,8 @@ public final class Quantizer {
                 case BF16 -> out.putShort(HalfFloats.toBf16(values[b]));
                 case Q8_0 -> q8_0(values, b, out);
                 case Q4_0 -> q4_0(values, b, out);
+                case Q5_0 -> q5_0(values, b, out);
+                case Q5_1 -> q5_1(values, b, out);
                 case Q4_K -> q4_K(values, b, out);
                 case Q6_K -> q6_K(values, b, out);
             }
@@ -41,14 +43,7 @@ public final class Quantizer {
     }
 
     private static void q4_0(float[] x, int at, ByteBuffer out) {
-        float amax = 0, max = 0;
-        for (int i = 0; i < 32; i++) {
-            if (Math.abs(x[at + i]) > amax) {
-                amax = Math.abs(x[at + i]);
-                max = x[at + i];
-            }
-        }
-        float d = max / -8f;
+        float d = signedMax(x, at) / -8f;
         float id = d != 0 ? 1f / d : 0f;
         out.putShort(HalfFloats.toF16(d));
         for (int i = 0; i < 16; i++) {
@@ -56,6 +51,52 @@ public final class Quantizer {
             int hi = Math.min(15, (int) (x[at + 16 + i] * id + 8.5f));
             out.put((byte) (lo | hi << 4));
         }
+    }
+
+    /** The value of largest magnitude in the block of 32 at {@code at}, with its sign (GGML's Q4_0/Q5_0 scale). */
+    private static float signedMax(float[] x, int at) {
+        float amax = 0, max = 0;
+        for (int i = 0; i < 32; i++) {
+            if (Math.abs(x[at + i]) > amax) {
+                amax = Math.abs(x[at + i]);
+                max = x[at + i];
+            }
+        }
+        return max;
+    }
+
+    /** Q5_0: F16 scale d = max/-16, the 32 fifth bits (uint32), 16 bytes of low nibbles; value = (q - 16) * d. */
+    private static void q5_0(float[] x, int at, ByteBuffer out) {
+        float d = signedMax(x, at) / -16f;
+        float id = d != 0 ? 1f / d : 0f;
+        int[] q = new int[32];
+        for (int i = 0; i < 32; i++) q[i] = Math.min(31, (int) (x[at + i] * id + 16.5f));
+        out.putShort(HalfFloats.toF16(d));
+        fiveBits(q, out);
+    }
+
+    /** Q5_1: F16 scale d = (max - min)/31 and F16 min m, the fifth bits, the low nibbles; value = q * d + m. */
+    private static void q5_1(float[] x, int at, ByteBuffer out) {
+        float min = Float.POSITIVE_INFINITY, max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < 32; i++) {
+            min = Math.min(min, x[at + i]);
+            max = Math.max(max, x[at + i]);
+        }
+        float d = (max - min) / 31f;
+        float id = d != 0 ? 1f / d : 0f;
+        int[] q = new int[32];
+        for (int i = 0; i < 32; i++) q[i] = Math.min(31, (int) ((x[at + i] - min) * id + 0.5f));
+        out.putShort(HalfFloats.toF16(d));
+        out.putShort(HalfFloats.toF16(min));
+        fiveBits(q, out);
+    }
+
+    /** 5-bit values q[0..32) as GGML stores them: bit 4 of q[j] in bit j of a uint32, then q[j] | q[j+16] << 4 nibbles. */
+    private static void fiveBits(int[] q, ByteBuffer out) {
+        int qh = 0;
+        for (int j = 0; j < 32; j++) qh |= (q[j] >> 4 & 1) << j;
+        out.putInt(qh);
+        for (int j = 0; j < 16; j++) out.put((byte) ((q[j] & 0xF) | (q[j + 16] & 0xF) << 4));
     }
 
     /** Q4_K: 8 sub-blocks of 32, value = d*scale*q - dmin*min with 6-bit scale and min, q in [0, 15]. */

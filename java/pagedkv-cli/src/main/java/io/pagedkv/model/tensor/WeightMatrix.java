@@ -90,6 +90,8 @@ public final class WeightMatrix {
             case BF16 -> DotProducts.bf16(data, offset, a.values, xo, cols);
             case Q8_0 -> DotProducts.q8_0(data, offset, a.values, xo, a.scales, xo / 32, cols / 32);
             case Q4_0 -> DotProducts.q4_0(data, offset, a.values, xo, a.scales, xo / 32, cols / 32);
+            case Q5_0 -> DotProducts.q5_0(data, offset, a.values, xo, a.scales, xo / 32, cols / 32);
+            case Q5_1 -> DotProducts.q5_1(data, offset, a.values, xo, a.scales, a.sums, xo / 32, cols / 32);
             case Q4_K -> DotProducts.q4_K(data, offset, a.values, xo, a.scales, xo / 256, cols / 256);
             case Q6_K -> DotProducts.q6_K(data, offset, a.values, xo, a.scales, xo / 256, cols / 256);
         };

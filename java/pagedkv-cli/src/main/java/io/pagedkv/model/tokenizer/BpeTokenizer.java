@@ -38,11 +38,8 @@ final class BpeTokenizer extends Tokenizer {
         ignoreMerges = regex == LLAMA3_SPLIT;
         if (merges == null) throw new GgufException("tokenizer.ggml.merges is missing for a BPE vocabulary");
         for (int i = 0; i < merges.size(); i++) ranks.putIfAbsent(Vocabulary.byteString((String) merges.get(i)), i);
-        // GPT-2's bytes_to_unicode: printable bytes stand for themselves, the rest map to 256 + n.
-        int next = 256;
         for (int b = 0; b < 256; b++) {
-            boolean printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-            byteToChar[b] = (char) (printable ? b : next++);
+            byteToChar[b] = ByteAlphabet.of(b);
             charToByte.put(byteToChar[b], (byte) b);
         }
     }

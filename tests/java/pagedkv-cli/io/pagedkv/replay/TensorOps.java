@@ -4,7 +4,7 @@ import java.util.Arrays;
 import java.util.stream.IntStream;
 
 /**
- * The float kernels of the Java side of the model, written as plain loops the JIT vectorizes.
+ * The float kernels of {@link TinyLlama}, the plain-Java reference model, written as plain loops the JIT vectorizes.
  * Matrices are arrays of rows, and every inner loop reads and writes its arrays at the same index
  * ({@code out[j] += a * w[j]}): C2 vectorizes that form even though it cannot prove two arrays
  * distinct, where offset forms ({@code c[off + j]}) stay scalar. Each result row depends only on its
