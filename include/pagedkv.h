@@ -157,7 +157,7 @@ enum pagedkv_dtype {
     PAGEDKV_DTYPE_F16 = 1,
     PAGEDKV_DTYPE_BF16 = 2,
     /* KV formats only (kv_dtype of a cache; never q, out or write_kv's source): byte layouts at
-       the top of this header. The group formats need head_dim % 32 == 0. CPU caches only. */
+       the top of this header. The group formats need head_dim % 32 == 0. */
     PAGEDKV_DTYPE_FP8_E4M3 = 3, /* 1 byte per value + one f32 scale per (layer, K|V, kv head) */
     PAGEDKV_DTYPE_Q8 = 4,       /* K and V: 8-bit codes, fp16 scale per 32 dims (1.0625 B/value) */
     PAGEDKV_DTYPE_Q6 = 5,       /* K 8-bit, V 4-bit codes, fp16 scale per 32 dims */

@@ -19,130 +19,16 @@
 #include <string>
 #include <vector>
 
+#include "bench_gpu_util.cuh"
 #include "common/error.h"
 #include "kernels/kernels.h"
 #include "pagedkv.h"
 
-namespace kernels = pagedkv::kernels;
+using namespace bench_gpu;
 
 namespace {
 
-#define BENCH_CHECK(call)                                                                                    \
-    do {                                                                                                     \
-        cudaError_t status_ = (call);                                                                        \
-        if (status_ != cudaSuccess) {                                                                        \
-            std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(status_)); \
-            std::exit(1);                                                                                    \
-        }                                                                                                    \
-    } while (0)
-
 constexpr int32_t kQoHeads = 32, kKvHeads = 8, kHeadDim = 128, kPageSize = 16;
-constexpr int kWarmup = 3, kTrials = 7, kCallsPerTrial = 5;
-
-__global__ void fill_random_bf16(uint16_t* data, int64_t n, uint32_t seed) {
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        uint32_t x = uint32_t(i) * 2654435761u ^ seed ^ uint32_t(i >> 32) * 40503u;
-        x ^= x >> 15, x *= 2246822519u, x ^= x >> 13, x *= 3266489917u, x ^= x >> 16;
-        float value = (float(x & 0xffffff) / float(0x1000000)) * 2.0f - 1.0f;  // [-1, 1)
-        data[i] = __bfloat16_as_ushort(__float2bfloat16_rn(value));
-    }
-}
-
-void fill(void* data, int64_t elements, uint32_t seed) {
-    fill_random_bf16<<<1024, 256>>>(static_cast<uint16_t*>(data), elements, seed);
-    BENCH_CHECK(cudaGetLastError());
-}
-
-void* device_alloc(size_t bytes) {
-    void* p = nullptr;
-    BENCH_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 16)));
-    return p;
-}
-
-template <class T>
-T* upload(const std::vector<T>& host) {
-    T* p = static_cast<T*>(device_alloc(host.size() * sizeof(T)));
-    if (!host.empty()) BENCH_CHECK(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-    return p;
-}
-
-// Milliseconds per call: the median over kTrials of (event time of kCallsPerTrial back-to-back
-// calls) / kCallsPerTrial, after kWarmup untimed calls; back-to-back calls keep the GPU busy while
-// the host prepares the next launch, as in a serving loop.
-template <class Fn>
-double time_ms(Fn&& fn) {
-    for (int i = 0; i < kWarmup; ++i) fn();
-    cudaEvent_t start, stop;
-    BENCH_CHECK(cudaEventCreate(&start));
-    BENCH_CHECK(cudaEventCreate(&stop));
-    std::vector<double> times;
-    for (int trial = 0; trial < kTrials; ++trial) {
-        BENCH_CHECK(cudaEventRecord(start));
-        for (int i = 0; i < kCallsPerTrial; ++i) fn();
-        BENCH_CHECK(cudaEventRecord(stop));
-        BENCH_CHECK(cudaEventSynchronize(stop));
-        float ms = 0;
-        BENCH_CHECK(cudaEventElapsedTime(&ms, start, stop));
-        times.push_back(double(ms) / kCallsPerTrial);
-    }
-    BENCH_CHECK(cudaEventDestroy(start));
-    BENCH_CHECK(cudaEventDestroy(stop));
-    std::sort(times.begin(), times.end());
-    return times[times.size() / 2];
-}
-
-// A batch over the pool: sequence i has kv_lens[i] positions (the last qo_lens[i] are queries);
-// the first `shared_pages` pages are common to all, the rest taken in order from a shuffled list.
-struct DeviceBatch {
-    kernels::BatchArrays arrays{};
-    std::vector<void*> owned;
-    int64_t kv_positions = 0;  // sum of kv_len: KV positions a plain kernel must read
-    ~DeviceBatch() {
-        for (void* p : owned) cudaFree(p);
-    }
-};
-
-DeviceBatch* make_batch(const std::vector<int32_t>& kv_lens, const std::vector<int32_t>& qo_lens,
-                        int32_t shared_pages, const std::vector<int32_t>& page_order) {
-    std::vector<int32_t> kv_indptr{0}, pages, last_len, qo_indptr{0}, kv_len;
-    std::vector<int64_t> slots;
-    size_t next = size_t(shared_pages);
-    auto* batch = new DeviceBatch;
-    int64_t max_kv = 0, max_qo = 0;
-    for (size_t s = 0; s < kv_lens.size(); ++s) {
-        const int32_t len = kv_lens[s], count = (len + kPageSize - 1) / kPageSize;
-        std::vector<int32_t> table(page_order.begin(), page_order.begin() + std::min(shared_pages, count));
-        while (int32_t(table.size()) < count) table.push_back(page_order.at(next++));
-        pages.insert(pages.end(), table.begin(), table.end());
-        kv_indptr.push_back(int32_t(pages.size()));
-        last_len.push_back(len - (count - 1) * kPageSize);
-        qo_indptr.push_back(qo_indptr.back() + qo_lens[s]);
-        kv_len.push_back(len);
-        for (int32_t j = 0; j < qo_lens[s]; ++j) {
-            int32_t pos = len - qo_lens[s] + j;
-            slots.push_back(int64_t(table[size_t(pos / kPageSize)]) * kPageSize + pos % kPageSize);
-        }
-        max_kv = std::max<int64_t>(max_kv, len);
-        max_qo = std::max<int64_t>(max_qo, qo_lens[s]);
-        batch->kv_positions += len;
-    }
-    auto& a = batch->arrays;
-    a.num_seqs = int32_t(kv_lens.size());
-    a.num_pages = int32_t(pages.size());
-    a.shared_prefix_pages = kv_lens.size() > 1 ? shared_pages : 0;
-    a.num_qo_tokens = qo_indptr.back();
-    a.max_kv_len = max_kv;
-    a.max_qo_len = max_qo;
-    a.kv_indptr = upload(kv_indptr);
-    a.kv_page_indices = upload(pages);
-    a.kv_last_page_len = upload(last_len);
-    a.qo_indptr = upload(qo_indptr);
-    a.slot_mapping = upload(slots);
-    a.kv_len = upload(kv_len);
-    batch->owned = {(void*)a.kv_indptr, (void*)a.kv_page_indices, (void*)a.kv_last_page_len,
-                    (void*)a.qo_indptr, (void*)a.slot_mapping, (void*)a.kv_len};
-    return batch;
-}
 
 struct Row {
     std::string name;
@@ -160,29 +46,12 @@ bool has_nan_bf16(const void* device_data, int64_t elements) {
 }  // namespace
 
 int main() {
-    int count = 0;
-    cudaError_t status = cudaGetDeviceCount(&count);
-    if (status != cudaSuccess || count == 0) {
-        std::printf("bench_gpu: SKIP: no CUDA device (%s)\n",
-                    status != cudaSuccess ? cudaGetErrorString(status) : "none found");
-        return 0;
-    }
-    cudaDeviceProp prop{};
-    BENCH_CHECK(cudaGetDeviceProperties(&prop, 0));
-    std::printf("bench_gpu on %s (sm_%d%d, %d SMs, %.0f GiB)\n", prop.name, prop.major, prop.minor,
-                prop.multiProcessorCount, double(prop.totalGlobalMem) / (1 << 30));
+    if (!open_device("bench_gpu")) return 0;
     std::vector<Row> rows;
 
     // ---- the bound: device-to-device copy ----
-    const size_t copy_bytes = size_t(1) << 30;
-    void* copy_src = device_alloc(copy_bytes);
-    void* copy_dst = device_alloc(copy_bytes);
-    fill(copy_src, int64_t(copy_bytes / 2), 1);
-    const double copy_ms = time_ms([&] { BENCH_CHECK(cudaMemcpyAsync(copy_dst, copy_src, copy_bytes, cudaMemcpyDeviceToDevice)); });
-    const double copy_gbps = 2.0 * double(copy_bytes) / (copy_ms * 1e-3) / 1e9;
-    cudaFree(copy_src);
-    cudaFree(copy_dst);
-    std::printf("RESULT copy_d2d time_ms=%.4f gbps=%.1f\n", copy_ms, copy_gbps);
+    double copy_ms = 0;
+    const double copy_gbps = copy_bandwidth_gbps(&copy_ms);
     rows.push_back({"copy D2D 1 GiB (r+w)", copy_ms, copy_gbps, 1.0, 0, 0});
 
     // ---- the pool: one layer, bf16, shuffled pages ----
@@ -214,7 +83,7 @@ int main() {
         };
         for (Shape s : {Shape{64, 4096}, Shape{64, 1024}, Shape{16, 16384}, Shape{1, 65536}}) {
             DeviceBatch* batch = make_batch(std::vector<int32_t>(size_t(s.batch), s.len),
-                                            std::vector<int32_t>(size_t(s.batch), 1), 0, order);
+                                            std::vector<int32_t>(size_t(s.batch), 1), 0, order, kPageSize);
             for (int32_t split : {0, -1}) {
                 auto run = [&] { kernels::cuda::decode_attention(layer, batch->arrays, options(split), q, out, lse); };
                 const double ms = time_ms(run);
@@ -236,7 +105,7 @@ int main() {
             return qo * (kv - qo) + qo * (qo + 1) / 2;
         };
         for (auto [kv, qo] : {std::pair<int32_t, int32_t>{16384, 16384}, std::pair<int32_t, int32_t>{16384, 1024}}) {
-            DeviceBatch* batch = make_batch({kv}, {qo}, 0, order);
+            DeviceBatch* batch = make_batch({kv}, {qo}, 0, order, kPageSize);
             auto run = [&] { kernels::cuda::prefill_attention(layer, batch->arrays, options(0), q, out, lse); };
             const double ms = time_ms(run);
             const double flops = 4.0 * kQoHeads * kHeadDim * double(causal_pairs(kv, qo));
@@ -253,7 +122,7 @@ int main() {
         {
             const int32_t prefix = 4096, own = 256, seqs = 64;
             DeviceBatch* batch = make_batch(std::vector<int32_t>(seqs, prefix + own), std::vector<int32_t>(seqs, 1),
-                                            prefix / kPageSize, order);
+                                            prefix / kPageSize, order, kPageSize);
             const double plain_ms =
                 time_ms([&] { kernels::cuda::decode_attention(layer, batch->arrays, options(0), q, out, lse); });
             const double cascade_ms =

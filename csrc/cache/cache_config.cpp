@@ -33,9 +33,6 @@ void require_format(const pagedkv_cache_config& c) {
     PAGEDKV_REQUIRE(!(c.flags & PAGEDKV_CACHE_HADAMARD) || is_group_dtype(c.kv_dtype), PAGEDKV_ERR_INVALID_ARGUMENT,
                     "config.flags PAGEDKV_CACHE_HADAMARD needs a group format (q8, q6, q4), not ",
                     dtype_name(c.kv_dtype));
-    PAGEDKV_REQUIRE(!is_quantized_dtype(c.kv_dtype) || c.device_type != PAGEDKV_DEVICE_CUDA,
-                    PAGEDKV_ERR_UNSUPPORTED, "config.kv_dtype ", dtype_name(c.kv_dtype),
-                    " is served by the CPU kernels only in this build; use f32, f16 or bf16 on CUDA");
 }
 }  // namespace
 

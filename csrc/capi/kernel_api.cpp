@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "capi/guard.h"
 #include "capi/handles.h"
@@ -98,10 +99,18 @@ int32_t pagedkv_write_kv(pagedkv_cache* cache, const pagedkv_batch* batch, int32
         PAGEDKV_REQUIRE(src_dtype == PAGEDKV_DTYPE_F32 || (src_dtype == kv_dtype && pagedkv::is_valid_dtype(src_dtype)),
                         PAGEDKV_ERR_INVALID_ARGUMENT, "src_dtype must be f32 or the cache's KV dtype if that is f16 or "
                         "bf16 (the cache's is ", pagedkv::dtype_name(kv_dtype), "), got ", src_dtype);
-        if (kv_dtype == PAGEDKV_DTYPE_FP8_E4M3)  // CPU only (checked at cache creation): k, v are host memory
-            call.handles.cache->kv_scales(layer).estimate_if_unset(layer, static_cast<const float*>(k),
-                                                                   static_cast<const float*>(v),
-                                                                   call.arrays().num_qo_tokens, call.layer.head_dim);
+        if (kv_dtype == PAGEDKV_DTYPE_FP8_E4M3) {  // the layer's first write fixes unset scales
+            pagedkv::KvScales& scales = call.handles.cache->kv_scales(layer);
+            const int64_t tokens = call.arrays().num_qo_tokens;
+            if (!call.cuda) {
+                scales.estimate_if_unset(layer, static_cast<const float*>(k), static_cast<const float*>(v), tokens,
+                                         call.layer.head_dim);
+            } else if (tokens > 0 && !scales.is_fixed(layer)) {  // k, v are device memory: reduce there
+                std::vector<float> amax(size_t(2 * call.layer.num_kv_heads));
+                kernels::cuda::kv_abs_max(call.layer, call.arrays(), k, v, amax.data(), call.options.cuda_stream);
+                scales.estimate_from_abs_max_if_unset(layer, amax.data());
+            }
+        }
         if (call.cuda) kernels::cuda::write_kv(call.layer, call.arrays(), k, v, src_dtype, call.options.cuda_stream);
         else kernels::cpu::write_kv(call.layer, call.arrays(), k, v, src_dtype, call.options.num_threads);
     });

@@ -36,6 +36,9 @@ namespace pagedkv::kernels::cuda {
 void write_kv(const PagedLayer&, const BatchArrays&, const void*, const void*, int32_t, void*) {
     device::cuda_synchronize(0);
 }
+void kv_abs_max(const PagedLayer&, const BatchArrays&, const void*, const void*, float*, void*) {
+    device::cuda_synchronize(0);
+}
 void decode_attention(const PagedLayer&, const BatchArrays&, const AttentionOptions&, const void*, void*, float*) {
     device::cuda_synchronize(0);
 }

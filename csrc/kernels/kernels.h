@@ -41,6 +41,11 @@ void copy_pages(void* pool_base, int64_t page_bytes, const int32_t* src_pages, c
 namespace cuda {
 void write_kv(const PagedLayer& cache, const BatchArrays& batch, const void* k, const void* v, int32_t src_dtype,
               void* stream);
+// max |x| over the finite values of the f32 k and v of the batch's tokens, per kv head, into the host
+// array amax [2][num_kv_heads] (K, V): what an FP8 layer's first write estimates its scales from.
+// Waits for the stream; UNSUPPORTED while the stream is being captured.
+void kv_abs_max(const PagedLayer& cache, const BatchArrays& batch, const void* k, const void* v, float* amax,
+                void* stream);
 void decode_attention(const PagedLayer& cache, const BatchArrays& batch, const AttentionOptions& options,
                       const void* q, void* out, float* lse);
 void prefill_attention(const PagedLayer& cache, const BatchArrays& batch, const AttentionOptions& options,

@@ -15,9 +15,9 @@ constexpr int32_t kFp8TailBytes = 16;
 // Runs of the quantized formats start at multiples of this (16-byte vector loads).
 constexpr int32_t kRunAlign = 16;
 
-inline bool is_kv_dtype(int32_t dtype) { return dtype >= PAGEDKV_DTYPE_F32 && dtype <= PAGEDKV_DTYPE_Q4; }
-inline bool is_quantized_dtype(int32_t dtype) { return dtype >= PAGEDKV_DTYPE_FP8_E4M3 && dtype <= PAGEDKV_DTYPE_Q4; }
-inline bool is_group_dtype(int32_t dtype) { return dtype >= PAGEDKV_DTYPE_Q8 && dtype <= PAGEDKV_DTYPE_Q4; }
+constexpr bool is_kv_dtype(int32_t dtype) { return dtype >= PAGEDKV_DTYPE_F32 && dtype <= PAGEDKV_DTYPE_Q4; }
+constexpr bool is_quantized_dtype(int32_t dtype) { return dtype >= PAGEDKV_DTYPE_FP8_E4M3 && dtype <= PAGEDKV_DTYPE_Q4; }
+constexpr bool is_group_dtype(int32_t dtype) { return dtype >= PAGEDKV_DTYPE_Q8 && dtype <= PAGEDKV_DTYPE_Q4; }
 
 // Bits of one value's code of K (kv 0) or V (kv 1).
 inline int32_t kv_code_bits(int32_t dtype, int32_t kv) {

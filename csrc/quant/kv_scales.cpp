@@ -40,18 +40,33 @@ void KvScales::estimate_if_unset(int32_t layer, const float* k, const float* v, 
     if (tokens == 0) return;  // nothing to learn from
     std::lock_guard lock(mutex_);
     if (fixed_[size_t(layer)]) return;
-    float* out = layer_scales(layer);
+    std::vector<float> amax(size_t(2 * heads_), 0.0f);
     for (int32_t kv = 0; kv < 2; ++kv)
         for (int32_t h = 0; h < heads_; ++h) {
             const float* x = kv == 0 ? k : v;
-            float amax = 0.0f;
+            float& m = amax[size_t(kv * heads_ + h)];
             for (int64_t t = 0; t < tokens; ++t)
                 for (int32_t d = 0; d < head_dim; ++d) {
                     const float a = std::fabs(x[(t * heads_ + h) * head_dim + d]);
-                    if (std::isfinite(a)) amax = std::fmax(amax, a);
+                    if (std::isfinite(a)) m = std::fmax(m, a);
                 }
-            out[kv * heads_ + h] = amax > 0.0f ? kHeadroom * amax / kE4m3Max : 1.0f;
         }
+    fix_from_abs_max(layer, amax.data());
+}
+
+void KvScales::estimate_from_abs_max_if_unset(int32_t layer, const float* amax) {
+    std::lock_guard lock(mutex_);
+    if (!fixed_[size_t(layer)]) fix_from_abs_max(layer, amax);
+}
+
+bool KvScales::is_fixed(int32_t layer) const {
+    std::lock_guard lock(mutex_);
+    return fixed_[size_t(layer)];
+}
+
+void KvScales::fix_from_abs_max(int32_t layer, const float* amax) {
+    float* out = layer_scales(layer);
+    for (int32_t i = 0; i < 2 * heads_; ++i) out[i] = amax[i] > 0.0f ? kHeadroom * amax[i] / kE4m3Max : 1.0f;
     fixed_[size_t(layer)] = true;
 }
 

@@ -23,11 +23,17 @@ public:
     // Before a write: estimates unset scales from the f32 k, v [tokens, num_kv_heads, head_dim]
     // as kHeadroom * max|x| / 448 per head (1 where a head is all zeros).
     void estimate_if_unset(int32_t layer, const float* k, const float* v, int64_t tokens, int32_t head_dim);
+    // The same from amax [2][num_kv_heads], max|x| over the finite values of K and V per head
+    // (computed where the values are: a CUDA write reduces on the device).
+    void estimate_from_abs_max_if_unset(int32_t layer, const float* amax);
+    bool is_fixed(int32_t layer) const;
 
     // Later values up to this factor above the first write's largest still fit.
     static constexpr float kHeadroom = 2.0f;
 
 private:
+    void fix_from_abs_max(int32_t layer, const float* amax);  // mutex_ held
+
     int32_t heads_;
     mutable std::mutex mutex_;
     std::vector<float> values_;

@@ -10,19 +10,15 @@
 
 #include <memory>
 
+#include "gpu_fixture.h"
 #include "kernel_fixture.h"
 #include "pagedkv.h"
 
 using namespace fixture;
+using gpu_fixture::ok;
 namespace reference = pagedkv::kernels::reference;
 
 namespace {
-
-bool ok(int32_t status, const char* what) {
-    if (status == PAGEDKV_OK) return true;
-    std::fprintf(stderr, "  %s: %s: %s\n", what, pagedkv_status_string(status), pagedkv_last_error());
-    return false;
-}
 
 bool cuda_ok(cudaError_t status, const char* what) {
     if (status == cudaSuccess) return true;
@@ -451,14 +447,4 @@ TEST(gpu_misaligned_tensors_are_rejected_before_any_launch) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    int32_t count = 0;
-    if (pagedkv_cuda_device_count(&count) != PAGEDKV_OK || count == 0) {
-        std::printf("SKIP: %s\n", pagedkv_last_error());
-        return 77;
-    }
-    char description[256];
-    if (pagedkv_device_describe(PAGEDKV_DEVICE_CUDA, 0, description, sizeof description) == PAGEDKV_OK)
-        std::printf("device: %s\n", description);
-    return check::run_all(argc, argv);
-}
+int main(int argc, char** argv) { return gpu_fixture::run_gpu_tests(argc, argv); }

@@ -17,78 +17,17 @@
 
 #include "common/error.h"
 #include "device/cuda_device.h"
+#include "gpu_fixture.h"
 #include "kernel_fixture.h"
 #include "pagedkv.h"
 
 using namespace fixture;
+using namespace gpu_fixture;
 namespace cuda = pagedkv::kernels::cuda;
 namespace reference = pagedkv::kernels::reference;
 namespace device = pagedkv::device;
 
 namespace {
-
-// ---- device memory ---------------------------------------------------------------------------------
-
-class DeviceBuffer {
-public:
-    explicit DeviceBuffer(int64_t bytes) : bytes_(bytes) { ptr_ = device::cuda_alloc(0, std::max<int64_t>(bytes, 16)); }
-    ~DeviceBuffer() { device::cuda_free(0, ptr_); }
-    DeviceBuffer(const DeviceBuffer&) = delete;
-    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-
-    void* get() const { return ptr_; }
-    template <class T>
-    T* as() const {
-        return static_cast<T*>(ptr_);
-    }
-    void upload(const void* host) { device::cuda_memcpy(0, ptr_, host, bytes_, PAGEDKV_COPY_HOST_TO_DEVICE); }
-    void download(void* host) const {
-        device::cuda_synchronize(0);
-        device::cuda_memcpy(0, host, ptr_, bytes_, PAGEDKV_COPY_DEVICE_TO_HOST);
-    }
-    void poison() { device::cuda_memset(0, ptr_, 0xff, bytes_); }  // all-ones: NaN in f32, f16 and bf16
-
-private:
-    void* ptr_ = nullptr;
-    int64_t bytes_ = 0;
-};
-
-template <class T>
-std::unique_ptr<DeviceBuffer> to_device(const std::vector<T>& host) {
-    auto buffer = std::make_unique<DeviceBuffer>(int64_t(host.size() * sizeof(T)));
-    if (!host.empty()) buffer->upload(host.data());
-    return buffer;
-}
-
-std::unique_ptr<DeviceBuffer> to_device(const Tensor& host) {
-    auto buffer = std::make_unique<DeviceBuffer>(int64_t(host.bytes.size()));
-    if (!host.bytes.empty()) buffer->upload(host.data());
-    return buffer;
-}
-
-// The batch arrays of a fixture batch, on the device.
-struct DeviceBatch {
-    std::unique_ptr<DeviceBuffer> kv_indptr, page_indices, last_page_len, qo_indptr, slot_mapping, kv_len;
-    BatchArrays arrays{};
-
-    explicit DeviceBatch(const Batch& batch)
-        : kv_indptr(to_device(batch.kv_indptr)), page_indices(to_device(batch.page_indices)),
-          last_page_len(to_device(batch.last_page_len)), qo_indptr(to_device(batch.qo_indptr)),
-          slot_mapping(to_device(batch.slot_mapping)), kv_len(to_device(batch.kv_len)) {
-        arrays = batch.arrays();
-        arrays.kv_indptr = kv_indptr->as<int32_t>();
-        arrays.kv_page_indices = page_indices->as<int32_t>();
-        arrays.kv_last_page_len = last_page_len->as<int32_t>();
-        arrays.qo_indptr = qo_indptr->as<int32_t>();
-        arrays.slot_mapping = slot_mapping->as<int64_t>();
-        arrays.kv_len = kv_len->as<int32_t>();
-    }
-};
-
-PagedLayer on_device(PagedLayer layer, const DeviceBuffer& pool) {
-    layer.pool_base = pool.get();
-    return layer;
-}
 
 double tolerance_for_kv(int32_t kv_dtype, int32_t out_dtype) {
     double kv = kv_dtype == PAGEDKV_DTYPE_BF16 ? 1.6e-2 : (kv_dtype == PAGEDKV_DTYPE_F16 ? 4e-3 : 1e-4);
@@ -496,12 +435,6 @@ TEST(gpu_device_helpers_report_errors) {
 
 // ---- the public C API, end to end -----------------------------------------------------------------
 
-bool ok(int32_t status, const char* what) {
-    if (status == PAGEDKV_OK) return true;
-    std::fprintf(stderr, "  %s: %s: %s\n", what, pagedkv_status_string(status), pagedkv_last_error());
-    return false;
-}
-
 // A CUDA cache through the C API: K/V written by pagedkv_write_kv from f32, a second prompt reusing
 // the first one's prefix, then prefill, decode and cascade attention compared with the reference
 // on a host copy of the pool and the batch's host arrays.
@@ -630,14 +563,4 @@ TEST(gpu_c_api_end_to_end) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    int32_t count = 0;
-    if (pagedkv_cuda_device_count(&count) != PAGEDKV_OK || count == 0) {
-        std::printf("SKIP: %s\n", pagedkv_last_error());
-        return 77;
-    }
-    char description[256];
-    if (pagedkv_device_describe(PAGEDKV_DEVICE_CUDA, 0, description, sizeof description) == PAGEDKV_OK)
-        std::printf("device: %s\n", description);
-    return check::run_all(argc, argv);
-}
+int main(int argc, char** argv) { return gpu_fixture::run_gpu_tests(argc, argv); }

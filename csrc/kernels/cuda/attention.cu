@@ -19,7 +19,10 @@ constexpr int64_t kMaxChunks = 1024;      // nor into more chunks than this
 constexpr float kLog2e = 1.4426950408889634f;
 
 // One warp per (query token, query head): walks the row's visible positions [0, p] one at a time,
-// lanes striding over the head dim. Slow and simple; fp32 throughout.
+// lanes striding over the head dim. Slow and simple; fp32 throughout. Quantized KV is read value by
+// value (quant_value); FP8's per-run scales are folded into the score (K) and the weight p (V). With
+// the Hadamard rotation, lane i holds dim i of each group of 32: q is rotated across the warp on the
+// way in and the output on the way out.
 __global__ void __launch_bounds__(128) paged_attention_generic_kernel(const AttentionWork w) {
     const int lane = threadIdx.x & 31;
     const int64_t row = int64_t(blockIdx.x) * 4 + (threadIdx.x >> 5);
@@ -32,34 +35,51 @@ __global__ void __launch_bounds__(128) paged_attention_generic_kernel(const Atte
     const int32_t last = w.kv_len[s] - (w.qo_indptr[s + 1] - first) + (token - first);
     const int32_t* pages = w.kv_page_indices + w.kv_indptr[s];
     const int32_t D = w.head_dim;
+    const bool quantized = is_quantized_dtype(w.kv_dtype), fp8 = w.kv_dtype == PAGEDKV_DTYPE_FP8_E4M3;
 
     float q[kGenericMaxDimPerLane], o[kGenericMaxDimPerLane];
 #pragma unroll
     for (int i = 0; i < kGenericMaxDimPerLane; ++i) {
         int32_t dim = lane + 32 * i;
         q[i] = dim < D ? load_float(w.q, row * D + dim, w.q_dtype) * w.sm_scale_log2 : 0.0f;
+        if (w.hadamard && 32 * i < D) q[i] = hadamard32_lanes(q[i], lane);  // D % 32 == 0: whole warp
         o[i] = 0.0f;
     }
     float m = -INFINITY, sum = 0.0f;
     for (int32_t pos = 0; pos <= last; ++pos) {
-        int32_t page_slot = pos / w.page_size;
-        int64_t k_at = int64_t(pages[page_slot]) * w.page_stride + int64_t(w.layer) * 2 * w.slab_stride +
-                       (int64_t(kv_head) * w.page_size + (pos - page_slot * w.page_size)) * D;
+        int32_t page_slot = pos / w.page_size, in_page = pos - page_slot * w.page_size;
+        int64_t k_at = 0;
+        const uint8_t *k_run = nullptr, *v_run = nullptr;
+        float k_scale = 1.0f, v_scale = 1.0f;
+        if (quantized) {
+            k_run = w.quant.run(w.pool, pages[page_slot], 0, kv_head);
+            v_run = w.quant.run(w.pool, pages[page_slot], 1, kv_head);
+            if (fp8) k_scale = fp8_run_scale(k_run, w.quant, 0), v_scale = fp8_run_scale(v_run, w.quant, 1);
+        } else {
+            k_at = int64_t(pages[page_slot]) * w.page_stride + int64_t(w.layer) * 2 * w.slab_stride +
+                   (int64_t(kv_head) * w.page_size + in_page) * D;
+        }
         float dot = 0.0f;
 #pragma unroll
         for (int i = 0; i < kGenericMaxDimPerLane; ++i) {
             int32_t dim = lane + 32 * i;
-            if (dim < D) dot += q[i] * load_float(w.pool, k_at + dim, w.kv_dtype);
+            if (dim < D)
+                dot += q[i] * (quantized ? quant_value(k_run, w.quant, w.kv_dtype, 0, in_page, dim)
+                                         : load_float(w.pool, k_at + dim, w.kv_dtype));
         }
 #pragma unroll
         for (int offset = 16; offset > 0; offset >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+        dot *= k_scale;
         float m_new = fmaxf(m, dot);
         float alpha = exp2f(m - m_new), p = exp2f(dot - m_new);
         sum = sum * alpha + p;
+        const float weight = p * v_scale;
 #pragma unroll
         for (int i = 0; i < kGenericMaxDimPerLane; ++i) {
             int32_t dim = lane + 32 * i;
-            if (dim < D) o[i] = o[i] * alpha + p * load_float(w.pool, k_at + w.slab_stride + dim, w.kv_dtype);
+            if (dim < D)
+                o[i] = o[i] * alpha + weight * (quantized ? quant_value(v_run, w.quant, w.kv_dtype, 1, in_page, dim)
+                                                          : load_float(w.pool, k_at + w.slab_stride + dim, w.kv_dtype));
         }
         m = m_new;
     }
@@ -67,7 +87,9 @@ __global__ void __launch_bounds__(128) paged_attention_generic_kernel(const Atte
 #pragma unroll
     for (int i = 0; i < kGenericMaxDimPerLane; ++i) {
         int32_t dim = lane + 32 * i;
-        if (dim < D) store_float(w.out, row * D + dim, w.out_dtype, o[i] * inverse);
+        float value = o[i] * inverse;
+        if (w.hadamard && 32 * i < D) value = hadamard32_lanes(value, lane);
+        if (dim < D) store_float(w.out, row * D + dim, w.out_dtype, value);
     }
     if (lane == 0 && w.lse != nullptr) w.lse[row] = sum > 0.0f ? (m + log2f(sum)) * kLn2 : -INFINITY;
 }
@@ -77,22 +99,37 @@ struct TileKernel {
     size_t smem;
 };
 
+template <class T, int D, int FORMAT>
+TileKernel tile_kernel_of_height(int32_t warps_m) {
+    switch (warps_m) {
+        case 1: return {reinterpret_cast<const void*>(&paged_attention_tile_kernel<T, D, 1, FORMAT>), tile_smem_bytes<D, 1>()};
+        case 2: return {reinterpret_cast<const void*>(&paged_attention_tile_kernel<T, D, 2, FORMAT>), tile_smem_bytes<D, 2>()};
+        default: return {reinterpret_cast<const void*>(&paged_attention_tile_kernel<T, D, 4, FORMAT>), tile_smem_bytes<D, 4>()};
+    }
+}
+
+// Quantized formats run the fp16 kernel with their tile loader (FORMAT = the KV dtype).
+template <int D>
+TileKernel quantized_tile_kernel(int32_t kv_dtype, int32_t warps_m) {
+    switch (kv_dtype) {
+        case PAGEDKV_DTYPE_FP8_E4M3: return tile_kernel_of_height<__half, D, PAGEDKV_DTYPE_FP8_E4M3>(warps_m);
+        case PAGEDKV_DTYPE_Q8: return tile_kernel_of_height<__half, D, PAGEDKV_DTYPE_Q8>(warps_m);
+        case PAGEDKV_DTYPE_Q6: return tile_kernel_of_height<__half, D, PAGEDKV_DTYPE_Q6>(warps_m);
+        default: return tile_kernel_of_height<__half, D, PAGEDKV_DTYPE_Q4>(warps_m);
+    }
+}
+
 TileKernel select_tile_kernel(int32_t kv_dtype, int32_t head_dim, int32_t warps_m) {
+    if (is_quantized_dtype(kv_dtype)) {
+        PAGEDKV_REQUIRE(is_tensor_core_head_dim(head_dim), PAGEDKV_ERR_INTERNAL,
+                        "quantized tensor-core attention for head_dim ", head_dim);
+        return head_dim == 64 ? quantized_tile_kernel<64>(kv_dtype, warps_m) : quantized_tile_kernel<128>(kv_dtype, warps_m);
+    }
     TileKernel selected{};
     dispatch_tensor_core(kv_dtype, head_dim, [&](auto type_tag, auto dim_tag) {
         using T = typename decltype(type_tag)::type;
         constexpr int D = decltype(dim_tag)::value;
-        switch (warps_m) {
-            case 1:
-                selected = {reinterpret_cast<const void*>(&paged_attention_tile_kernel<T, D, 1>), tile_smem_bytes<D, 1>()};
-                break;
-            case 2:
-                selected = {reinterpret_cast<const void*>(&paged_attention_tile_kernel<T, D, 2>), tile_smem_bytes<D, 2>()};
-                break;
-            default:
-                selected = {reinterpret_cast<const void*>(&paged_attention_tile_kernel<T, D, 4>), tile_smem_bytes<D, 4>()};
-                break;
-        }
+        selected = tile_kernel_of_height<T, D, 0>(warps_m);
     });
     return selected;
 }
@@ -137,6 +174,8 @@ AttentionWork make_attention_work(const PagedLayer& cache, const BatchArrays& ba
     w.num_kv_heads = cache.num_kv_heads;
     w.head_dim = cache.head_dim;
     w.kv_dtype = cache.kv_dtype;
+    if (is_quantized_dtype(cache.kv_dtype)) w.quant = quant_layout(cache);
+    w.hadamard = cache.hadamard ? 1 : 0;
     w.kv_indptr = batch.kv_indptr;
     w.kv_page_indices = batch.kv_page_indices;
     w.kv_len = batch.kv_len;
@@ -160,7 +199,8 @@ AttentionWork make_attention_work(const PagedLayer& cache, const BatchArrays& ba
 }
 
 bool uses_tensor_cores(const PagedLayer& cache) {
-    return is_tensor_core_dtype(cache.kv_dtype) && is_tensor_core_head_dim(cache.head_dim);
+    return (is_tensor_core_dtype(cache.kv_dtype) || is_quantized_dtype(cache.kv_dtype)) &&
+           is_tensor_core_head_dim(cache.head_dim);
 }
 
 TilePlan plan_tiles(const AttentionWork& work, int64_t max_rows, int32_t row_sets, int64_t max_kv,

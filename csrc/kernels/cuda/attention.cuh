@@ -18,6 +18,7 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/quant.cuh"
 #include "kernels/paged_layout.h"
 
 namespace pagedkv::kernels::cuda {
@@ -32,6 +33,8 @@ struct AttentionWork {
     int32_t num_kv_heads;
     int32_t head_dim;
     int32_t kv_dtype;
+    QuantLayout quant;      // quantized formats: where runs, codes and scales lie
+    int32_t hadamard;       // group formats stored rotated: q is rotated in, the output back
     // The batch (device arrays).
     const int32_t* kv_indptr;
     const int32_t* kv_page_indices;
@@ -77,7 +80,8 @@ struct TilePlan {
 AttentionWork make_attention_work(const PagedLayer& cache, const BatchArrays& batch, const AttentionOptions& options,
                                   const void* q, void* out, float* lse);
 
-// True when the tensor-core kernel serves this cache (f16/bf16 KV, head dim 64 or 128).
+// True when the tensor-core kernel serves this cache (f16/bf16 or quantized KV, head dim 64 or 128;
+// quantized KV is dequantized to fp16 in registers on its way into the tiles).
 bool uses_tensor_cores(const PagedLayer& cache);
 
 // Fails with INVALID_ARGUMENT, before anything is queued, when q, out or lse is not aligned for the
@@ -96,8 +100,9 @@ TilePlan plan_tiles(const AttentionWork& work, int64_t max_rows, int32_t row_set
 // Launches the tensor-core kernel for `plan` (work's pass fields are taken from the plan).
 void launch_tiles(AttentionWork work, const TilePlan& plan, cudaStream_t stream);
 
-// The plain kernel (any dtype, head dim <= 256, no tensor cores): one warp per (token, head), full
-// causal range, final output. Used for f32 KV (testing) and head dims without a tensor-core build.
+// The plain kernel (any dtype, quantized too, head dim <= 256, no tensor cores): one warp per
+// (token, head), full causal range, final output. Used for f32 KV (testing) and head dims without a
+// tensor-core build.
 void launch_generic(const AttentionWork& work, cudaStream_t stream);
 
 // Prefill / decode: one per-sequence pass, split over the KV when the plan says so, then merged.

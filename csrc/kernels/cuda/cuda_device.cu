@@ -142,6 +142,7 @@ void cuda_synchronize(int32_t device_index) {
 #include <vector>
 
 #include "device/device.h"
+#include "kernels/cuda/copy_pages.cuh"
 #include "kernels/cuda/runtime.cuh"
 #include "kernels/kernels.h"
 
@@ -514,7 +515,14 @@ public:
     void copy_page_runs(const PageGeometry& g, const int32_t* src, const int32_t* dst, int32_t count,
                         int32_t tokens) override {
         if (count <= 0 || tokens <= 0 || g.rows <= 0) return;
-        PAGEDKV_REQUIRE(!g.quant.used, PAGEDKV_ERR_UNSUPPORTED, "quantized KV formats are CPU-only in this build");
+        if (g.quant.used) {
+            ScopedDevice scoped(index_);
+            scoped.require();
+            synchronize_device(epochs_);
+            kernels::cuda::copy_quant_run_prefixes(g, src, dst, count, tokens, copy_stream_);
+            PAGEDKV_CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
+            return;
+        }
         const int64_t width = int64_t(tokens) * g.token_bytes;
         PAGEDKV_REQUIRE(g.token_bytes > 0 && width <= g.row_bytes && g.rows * g.row_bytes <= g.page_bytes,
                         PAGEDKV_ERR_INTERNAL, "copy_page_runs: ", tokens, " positions of ", g.token_bytes,
