@@ -24,13 +24,23 @@ final class DotProducts {
 
     private DotProducts() {}
 
+    /**
+     * The sum of the 8 lanes in a fixed order, GGML's hsum_float_8: (x0+x4 + x2+x6) + (x1+x5 + x3+x7).
+     * Not reduceLanes, whose order may differ between the JIT's tiers, which would make a token's
+     * result depend on which compiled code ran it.
+     */
+    private static float hsum(FloatVector v) {
+        float r0 = v.lane(0) + v.lane(4), r1 = v.lane(1) + v.lane(5), r2 = v.lane(2) + v.lane(6), r3 = v.lane(3) + v.lane(7);
+        return (r0 + r2) + (r1 + r3);
+    }
+
     static float f32(MemorySegment w, long off, float[] x, int xo, int n) {
         FloatVector acc = FloatVector.zero(F);
         int i = 0;
         for (; i + F.length() <= n; i += F.length()) {
             acc = FloatVector.fromMemorySegment(F, w, off + 4L * i, LE).fma(FloatVector.fromArray(F, x, xo + i), acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = hsum(acc);
         for (; i < n; i++) sum += w.get(ValueLayout.JAVA_FLOAT_UNALIGNED, off + 4L * i) * x[xo + i];
         return sum;
     }
@@ -72,7 +82,44 @@ final class DotProducts {
             s = weights8(w, off + 26).fma(FloatVector.fromArray(F, x, xo + 24), s);
             acc = s.fma(FloatVector.broadcast(F, d), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return hsum(acc);
+    }
+
+    /**
+     * Decoded Q8_0 or Q4_0 codes ({@link DecodedRow}) against Q8_0: the operations of {@link #q8_0}
+     * and {@link #q4_0} in their order (codes 0-7, 8-15, 16-23, 24-31 of each block), so the result
+     * is bit-identical to theirs.
+     */
+    static float blocks32(float[] codes, float[] ws, float[] x, int xo, float[] xs, int so) {
+        FloatVector acc = FloatVector.zero(F);
+        for (int b = 0, c = 0; b < ws.length; b++, c += 32, xo += 32) {
+            float d = ws[b] * xs[so + b];
+            FloatVector s = FloatVector.fromArray(F, codes, c).mul(FloatVector.fromArray(F, x, xo));
+            s = FloatVector.fromArray(F, codes, c + 8).fma(FloatVector.fromArray(F, x, xo + 8), s);
+            s = FloatVector.fromArray(F, codes, c + 16).fma(FloatVector.fromArray(F, x, xo + 16), s);
+            s = FloatVector.fromArray(F, codes, c + 24).fma(FloatVector.fromArray(F, x, xo + 24), s);
+            acc = s.fma(FloatVector.broadcast(F, d), acc);
+        }
+        return hsum(acc);
+    }
+
+    /**
+     * Decoded Q5_0 (mins null) or Q5_1 codes against Q8_0 / Q8_1: as {@link #q5_0} and {@link #q5_1}.
+     * A block's sum of code x activation products is an integer below 2^24, so it is exact in float
+     * whatever the order, and equals their integer sum.
+     */
+    static float fiveBitBlocks(float[] codes, float[] ws, float[] wm, float[] x, int xo, float[] xs, float[] xsums, int so) {
+        float sum = 0, mins = 0;
+        for (int b = 0, c = 0; b < ws.length; b++, c += 32, xo += 32) {
+            float d = ws[b] * xs[so + b];
+            if (wm != null) mins += wm[b] * xsums[so + b];
+            FloatVector s = FloatVector.fromArray(F, codes, c).mul(FloatVector.fromArray(F, x, xo));
+            s = FloatVector.fromArray(F, codes, c + 8).fma(FloatVector.fromArray(F, x, xo + 8), s);
+            s = FloatVector.fromArray(F, codes, c + 16).fma(FloatVector.fromArray(F, x, xo + 16), s);
+            s = FloatVector.fromArray(F, codes, c + 24).fma(FloatVector.fromArray(F, x, xo + 24), s);
+            sum += d * hsum(s);
+        }
+        return sum + mins;
     }
 
     private static FloatVector weights8(MemorySegment w, long at) {
@@ -93,7 +140,7 @@ final class DotProducts {
             s = ((FloatVector) hi.castShape(F, 1)).fma(FloatVector.fromArray(F, x, xo + 24), s);
             acc = s.fma(FloatVector.broadcast(F, d), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return hsum(acc);
     }
 
     /** Q5_0 weights (22-byte blocks: F16 scale, uint32 of fifth bits, 16 bytes of nibbles; value = q - 16) against Q8_0. */

@@ -16,6 +16,8 @@ import java.lang.foreign.MemorySegment;
 public final class WeightMatrix {
     /** Output rows per task: enough work per task that forking is cheap, many tasks for balance. */
     private static final int ROWS_PER_TASK = 16;
+    /** From this many tokens a step decodes each quantized row once ({@link DecodedRow}) instead of per token. */
+    private static final int DECODE_ONCE_TOKENS = 2;
 
     private final String name;
     private final GgmlType type;
@@ -70,8 +72,20 @@ public final class WeightMatrix {
     public void multiply(float[][] x, int n, float[][] out, boolean accumulate, Parallel parallel) {
         Activations a = Activations.prepare(type, x, n, cols);
         int tasks = (rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+        boolean decodeOnce = n >= DECODE_ONCE_TOKENS && DecodedRow.serves(type);
         parallel.forEach(tasks, task -> {
             int r1 = Math.min(rows, (task + 1) * ROWS_PER_TASK);
+            if (decodeOnce) {
+                DecodedRow row = new DecodedRow(type, cols);
+                for (int r = task * ROWS_PER_TASK; r < r1; r++) {
+                    row.decode(data, r * rowBytes);
+                    for (int t = 0; t < n; t++) {
+                        float v = row.dot(a, t * cols, t * cols / 32);
+                        out[t][r] = accumulate ? out[t][r] + v : v;
+                    }
+                }
+                return;
+            }
             for (int r = task * ROWS_PER_TASK; r < r1; r++) {
                 long offset = r * rowBytes;
                 for (int t = 0; t < n; t++) {
