@@ -301,8 +301,15 @@ PAGEDKV_API int32_t pagedkv_cache_get_stats(const pagedkv_cache* cache, pagedkv_
  * verification failure) and never reaches the pool.
  *
  * pagedkv_sequence_create continues its walk into the tiers and reuses the leading run of
- * consecutive pages some tier holds intact; it loads them before it returns (bounded by
- * tier_timeout_ms for Redis), so every position it reports cached is in the pool. A tier that
+ * consecutive pages some tier holds intact, so every position it reports cached is in the pool.
+ * Host memory is read in the calling thread. Disk and Redis are read on the cache's background
+ * I/O thread (a batch per window of pages, one pipelined round trip per server): the create
+ * waits for that load without the cache's lock (other threads keep using the cache), at most
+ * tier_timeout_ms (0: 1000); what has not arrived by then is reported as not cached. A create
+ * that finds a load of its pages in flight (pagedkv_prefetch) joins it instead of asking the
+ * tiers again; pages it was promised stay in memory until it has them (no race shrinks the
+ * run). A page no tier can hold (the host and disk tiers know their keys; Redis is always
+ * asked) costs no I/O and no wait. A tier that
  * fails (Redis down, disk full or read-only, a corrupted file) is a miss and an error in its stats,
  * logged once to stderr; the cache keeps serving from its pool.
  * ------------------------------------------------------------------------------------------- */
@@ -333,17 +340,24 @@ typedef struct pagedkv_tier_stats {
 PAGEDKV_API int32_t pagedkv_cache_get_tier_stats(const pagedkv_cache* cache, int32_t tier, pagedkv_tier_stats* out_stats);
 
 /**
- * Waits until the stores queued for the disk and remote tiers so far are done (a process that
- * wants another to find its pages calls it, or destroys the cache, which also waits).
+ * Waits until the prefetches started so far have loaded and put their pages into the pool, and
+ * the stores queued for the disk and remote tiers so far are done (a process that wants another
+ * to find its pages calls it, or destroys the cache, which also waits for the stores; loads in
+ * flight are dropped then). Not from a KV event listener (a load's events are delivered on the
+ * I/O thread this call would wait for).
  */
 PAGEDKV_API int32_t pagedkv_cache_flush_tiers(pagedkv_cache* cache);
 
 /**
- * Brings the cached prefix of `prompt` (under `salt`) from the tiers into the pool before a
- * sequence for it is created, so that its create finds it there. It never fails for want of
- * room: it loads at most what the pool can take without evicting pages sequences hold, and the
- * pages it loads are ordinary cached pages (evictable). *out_loaded_tokens (may be null) gets
- * the positions now in the pool that were not before. Token ids are checked as create checks them.
+ * Starts bringing the cached prefix of `prompt` (under `salt`) from the tiers into the pool
+ * before a sequence for it is created, so that its create finds it there (or joins the load
+ * still in flight) and usually waits for nothing. It returns at once: disk and Redis loads run
+ * on the cache's I/O thread (pagedkv_cache_flush_tiers waits for them); with a host tier alone
+ * the pages are copied before it returns. It never fails for want of room: it loads at most
+ * what the pool can take without evicting pages sequences hold, and the pages it loads are
+ * ordinary cached pages (evictable). *out_loaded_tokens (may be null) gets the positions put in
+ * the pool before the call returned (0 when the load runs in the background). Token ids are
+ * checked as create checks them.
  */
 PAGEDKV_API int32_t pagedkv_prefetch(pagedkv_cache* cache, const int32_t* prompt, int64_t num_tokens,
                                      const uint8_t* salt, int32_t salt_len, int64_t* out_loaded_tokens);

@@ -22,6 +22,9 @@ Cache::Cache(const pagedkv_cache_config& config, PrefixTrie::KeyFunction key)
     pages_.attach_tiers(std::make_unique<tiers::TierChain>(config_, layout(), *device_));
     // The chain copied what it needs; the caller's strings are not ours to keep.
     config_.disk_tier_path = config_.remote_tier = config_.tier_namespace = nullptr;
+    if (pages_.tiers() != nullptr && pages_.tiers()->needs_io() && pages_.reuse())
+        loader_ = std::make_unique<tiers::TierLoader>(*pages_.tiers(), config_.page_size,
+                                                      [this](const tiers::TierLoader::Job& job) { install_job(job); });
     stats_.struct_size = sizeof(pagedkv_cache_stats);
     stats_.pages_total = config_.num_pages;
 }
@@ -32,6 +35,8 @@ Cache::~Cache() {
 }
 
 void Cache::shutdown() {
+    // Before the lock: the loader's thread may be waiting for it to install a job.
+    if (loader_) loader_->stop();
     Lock lock(mutex_);
     idle_.wait(lock, [&] {
         return std::none_of(batches_.begin(), batches_.end(), [](const Batch* b) { return b->running_ > 0; });

@@ -22,6 +22,7 @@
 #include "pool/page_manager.h"
 #include "prefix/prefix_trie.h"
 #include "sequence/sequence.h"
+#include "tiers/tier_loader.h"
 
 namespace pagedkv {
 
@@ -61,7 +62,9 @@ public:
     // ---- tiers below the pool (cache_tiers.cpp) --------------------------------------------------
     pagedkv_tier_stats tier_stats(int32_t tier) const;
     void flush_tiers();
-    // Loads the tiers' run of `prompt` into the pool as cached pages; returns the positions loaded.
+    // Starts loading the tiers' run of `prompt` into the pool as cached pages and returns at once
+    // (disk and remote loads run on the loader's thread; host memory is copied here). Returns the
+    // positions loaded before returning.
     int64_t prefetch(const int32_t* prompt, int64_t num_tokens, const uint8_t* salt, int32_t salt_len);
 
     // ---- sequences -----------------------------------------------------------------------------
@@ -175,6 +178,19 @@ private:
     void mark_stale(Batch& batch, int64_t seq_id, const char* change);
     void end_use(Batch& batch);
 
+    // ---- tiers (cache_tiers.cpp) ----
+    // The run the tiers hold past the pool hit of `prompt` under `root`, into `out`: read here
+    // from host memory, else from the loader's job (joined or started), waiting without the
+    // lock (it is released and taken again) until the job ends or the tier timeout passes.
+    // Returns whether the pool walk of the prompt still stands (the lock was never released).
+    bool load_from_tiers(int32_t root, const int32_t* prompt, int64_t num_tokens, ChangeLock& guard,
+                         tiers::TierChain::Run& out);
+    // A loader job for the pages `lookup` describes (root kNone: nothing to install).
+    std::unique_ptr<tiers::TierLoader::Job> make_job(int32_t root, const int32_t* prompt,
+                                                    const PageManager::TierLookup& lookup) const;
+    // The loader's installer: puts a finished job's run into the pool and lets its root go.
+    void install_job(const tiers::TierLoader::Job& job);
+
     std::string check_sequence(const Sequence& s) const;
     std::string check_batches() const;
 
@@ -191,6 +207,7 @@ private:
     pagedkv_cache_stats stats_{};
     std::unordered_set<void*> device_allocations_;
     mutable KvScales kv_scales_;  // FP8 only; layer() hands out pointers into it
+    std::unique_ptr<tiers::TierLoader> loader_;  // disk or remote tiers only; stopped first
 };
 
 }  // namespace pagedkv

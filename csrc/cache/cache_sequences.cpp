@@ -45,20 +45,24 @@ Cache::Created Cache::create_sequence(const int32_t* prompt, int64_t num_tokens,
     fresh.block_table.reserve(size_t(pages_for(num_tokens)));
 
     ChangeLock guard(*this);
-    Sequence& s = sequences_.add(std::move(fresh));
+    const int32_t root = pages_.acquire_root(key);
     PageManager::PromptPages reserved;
+    Sequence* created = nullptr;
     try {
-        s.root = pages_.acquire_root(key);
-        try {
-            reserved = pages_.reserve_prompt(s.root, prompt, num_tokens, s.block_table);
-        } catch (...) {
-            pages_.release_root(s.root);
-            throw;
-        }
+        // The tiers first: a wait for their loads releases the lock, and no sequence may be
+        // half made meanwhile.
+        tiers::TierChain::Run loaded;
+        const bool walked = load_from_tiers(root, prompt, num_tokens, guard, loaded);
+        created = &sequences_.add(std::move(fresh));
+        created->root = root;
+        reserved = pages_.reserve_prompt(root, prompt, num_tokens, created->block_table,
+                                         loaded.loads.empty() ? nullptr : &loaded, walked);
     } catch (...) {
-        sequences_.remove(s.id);
+        if (created != nullptr) sequences_.remove(created->id);
+        pages_.release_root(root);
         throw;
     }
+    Sequence& s = *created;
     int64_t cached = reserved.shared_pages * config_.page_size + reserved.partial_length;
     s.num_computed = s.num_cached = cached;
     for (int32_t tier = 0; tier < PAGEDKV_TIER_COUNT; ++tier)

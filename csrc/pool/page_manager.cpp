@@ -96,17 +96,16 @@ int32_t PageManager::evict_unused() {
 // ---- a prompt's pages -------------------------------------------------------------------------
 
 PageManager::PromptPages PageManager::reserve_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens,
-                                                     std::vector<int32_t>& table) {
+                                                     std::vector<int32_t>& table,
+                                                     const tiers::TierChain::Run* loaded, bool walked) {
     const int64_t total = (num_tokens + page_size_ - 1) / page_size_;
-    PrefixTrie::PartialHit partial = walk_prompt(root, prompt, num_tokens);
+    PrefixTrie::PartialHit partial = walked ? walked_partial_ : walk_prompt(root, prompt, num_tokens);
     int64_t shared = int64_t(matched_.size());
     int64_t fresh = total - shared;
-    // The walk goes on into the tiers (unless the request cannot fit anyway): a page they bring
+    // The tiers' run extends the hit (unless the request cannot fit anyway): a page they brought
     // back beats any partial run.
     const int64_t from_tiers =
-        tiers_ && reuse_ && root != kNone && fresh <= available()
-            ? fetch_from_tiers(shared == 0 ? root : matched_.back(), prompt, shared, (num_tokens - 1) / page_size_)
-            : 0;
+        tiers_ && fresh <= available() ? extension(loaded, shared, (num_tokens - 1) / page_size_) : 0;
     if (from_tiers > 0) partial = {};
 
     // Pin what matched so that making room cannot evict it.
@@ -147,8 +146,8 @@ PageManager::PromptPages PageManager::reserve_prompt(int32_t root, const int32_t
     PromptPages result;
     if (from_tiers > 0) {
         try {
-            install_loaded(shared == 0 ? root : table[size_t(shared - 1)], prompt, shared, table.data() + shared,
-                           from_tiers, result.loaded_pages);
+            install_loaded(shared == 0 ? root : table[size_t(shared - 1)], prompt, *loaded, shared,
+                           table.data() + shared, from_tiers, result.loaded_pages);
         } catch (...) {
             for (int64_t i = shared; i < total; ++i) release(table[size_t(i)]);
             unpin();
@@ -156,6 +155,13 @@ PageManager::PromptPages PageManager::reserve_prompt(int32_t root, const int32_t
             throw;
         }
         shared += from_tiers;
+    }
+    if (loaded != nullptr) {
+        // Every page of the run this prompt waited for counts as loaded, whether installed here
+        // or by the loader while the lock was released.
+        std::fill(std::begin(result.loaded_pages), std::end(result.loaded_pages), 0);
+        for (int64_t i = loaded->first; i < std::min(loaded->first + loaded->size(), shared); ++i)
+            result.loaded_pages[loaded->loads[size_t(i - loaded->first)].tier] += 1;
     }
     if (partial.length > 0 && !adopt) {
         try {
@@ -184,8 +190,10 @@ PageManager::PromptPages PageManager::reserve_prompt(int32_t root, const int32_t
 
 PrefixTrie::PartialHit PageManager::walk_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens) {
     matched_.clear();
+    walked_partial_ = {};
     if (!reuse_ || root == kNone) return {};
-    return trie_.longest_match(root, prompt, num_tokens, matched_).partial;
+    walked_partial_ = trie_.longest_match(root, prompt, num_tokens, matched_).partial;
+    return walked_partial_;
 }
 
 PageManager::PromptPages PageManager::match_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens) {

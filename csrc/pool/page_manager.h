@@ -67,7 +67,11 @@ public:
     // pages for the rest. All-or-nothing. A request that fits without reuse never fails because
     // of it: when pinning the partial donor would leave too little room, the donor is taken over
     // in place (if nothing else holds it) or not used.
-    PromptPages reserve_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens, std::vector<int32_t>& table);
+    // `loaded` (may be null): pages the tiers brought back for this prompt; the ones that extend
+    // the pool hit are installed (copied into fresh pages and indexed). `walked`: the walk of
+    // this prompt by the last lookup_tiers still stands (the lock was held since).
+    PromptPages reserve_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens, std::vector<int32_t>& table,
+                               const tiers::TierChain::Run* loaded = nullptr, bool walked = false);
     // What reserve_prompt would reuse with room to spare, changing nothing (no pin, no LRU
     // stamp). `root` may be kNone (no such salt: nothing cached).
     PromptPages match_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens);
@@ -87,10 +91,24 @@ public:
     void attach_tiers(std::unique_ptr<tiers::TierChain> chain);
     const tiers::TierChain* tiers() const { return tiers_.get(); }
     tiers::TierChain* tiers() { return tiers_.get(); }
-    // Brings the leading run of `prompt`'s pages past its pool hit from the tiers into the pool as
-    // cached pages (no sequence holds them), allocating only free or evictable pages and never
-    // more than `max_pages`. Returns the pages loaded.
-    int64_t prefetch_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens);
+    // Where the tiers would continue the pool's hit of `prompt` under `root`.
+    struct TierLookup {
+        int64_t first = 0;        // page index past the pool hit
+        int64_t limit = 0;        // one past the last page the tiers may supply (the last position is computed)
+        tiers::PageKey parent{};  // key of page first - 1 (or of the root)
+        tiers::PageKey key{};     // key of page `first`
+        bool may_hold = false;    // some tier may hold page `first` (false: a sure miss, no I/O)
+    };
+    // Walks the pool (reserve_prompt may reuse the walk) and says where the tiers would take
+    // over; false when there is nothing to ask them (no tiers, no reuse, no full page past the
+    // hit, or a request of `num_tokens` that cannot fit anyway).
+    bool lookup_tiers(int32_t root, const int32_t* prompt, int64_t num_tokens, TierLookup& out);
+    // Fetches the run `lookup` starts in the calling thread (host memory only: no I/O).
+    void fetch_from_tiers(const TierLookup& lookup, const int32_t* prompt, tiers::TierChain::Run& run);
+    // Puts the pages of `loaded` that extend the pool hit of `prompt` under `root` into the pool
+    // as cached pages (no sequence holds them), allocating only free or evictable pages. Returns
+    // the pages installed.
+    int64_t install_run(int32_t root, const int32_t* prompt, int64_t num_tokens, const tiers::TierChain::Run& loaded);
 
     // The node a page at block-table index `index` of `s` hangs under.
     int32_t parent_node(const Sequence& s, int64_t index) const {
@@ -123,13 +141,13 @@ private:
     // The tier key of a FULL page or of a root (the root's salt in this cache's namespace).
     tiers::PageKey tier_key_of(int32_t node) const;
     tiers::ExpectedPage expected_page(const tiers::PageKey& parent, const int32_t* tokens) const;
-    // Fetches (into tier_loads_) the leading run of pages [first, limit) of `prompt` that the
-    // tiers hold intact below `parent`; returns its length.
-    int64_t fetch_from_tiers(int32_t parent, const int32_t* prompt, int64_t first, int64_t limit);
-    // Copies tier_loads_[0, count) into `pages` and indexes them as a chain under `parent`;
-    // counts them by tier into `loaded`. Throws on a device error (nothing indexed then).
-    void install_loaded(int32_t parent, const int32_t* prompt, int64_t first, const int32_t* pages, int64_t count,
-                        int64_t* loaded);
+    // How many pages of `loaded` extend a pool hit of `shared` pages (0 if it does not connect).
+    static int64_t extension(const tiers::TierChain::Run* loaded, int64_t shared, int64_t limit);
+    // Copies pages [shared, shared + count) of `loaded` into `pages` and indexes them as a chain
+    // under `parent`; counts them by tier into `counts`. Throws on a device error (nothing
+    // indexed then).
+    void install_loaded(int32_t parent, const int32_t* prompt, const tiers::TierChain::Run& loaded, int64_t shared,
+                        const int32_t* pages, int64_t count, int64_t* counts);
     void index_partial_page(Sequence& s, int64_t index, int32_t valid);
 
     device::Device& device_;
@@ -142,16 +160,13 @@ private:
     PagePool pool_;
     PrefixTrie trie_;
     std::vector<int32_t> matched_;  // scratch of reserve_prompt (capacity num_pages)
+    PrefixTrie::PartialHit walked_partial_{};  // the last walk's partial hit
     std::unique_ptr<tiers::TierChain> tiers_;  // null: nothing below the pool
     struct TierKeys {
         tiers::PageKey key{};     // all zero: the page is not a FULL page known to the tiers
         tiers::PageKey parent{};  // its parent's key (the object header holds it)
     };
     std::vector<TierKeys> tier_keys_;  // of each FULL page (with tiers only)
-    std::vector<tiers::PageKey> tier_walk_keys_;  // scratch: a window's parent key, then its keys
-    std::vector<tiers::TierChain::Loaded> tier_loads_;  // scratch: the run fetched
-    std::vector<TierKeys> tier_load_keys_;              // scratch: its keys
-    std::vector<tiers::TierChain::Loaded> tier_window_;  // scratch: one window's fetch
     int64_t evictions_ = 0, cow_copies_ = 0, dedup_hits_ = 0;
 };
 

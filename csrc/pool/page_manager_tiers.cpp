@@ -1,6 +1,7 @@
 // The pool's side of the tiers below it: the tier key of every FULL page (kept while tiers are
-// attached), demotion when a FULL page leaves the pool, write-through at commit, and bringing a
-// prompt's pages back (fetch, verify, copy into fresh pages, index).
+// attached), demotion when a FULL page leaves the pool, write-through at commit, where the tiers
+// would continue a prompt's pool hit, and putting the pages they brought back into the pool
+// (copy into fresh pages, index).
 #include <algorithm>
 
 #include "common/error.h"
@@ -10,9 +11,6 @@ namespace pagedkv {
 
 namespace {
 constexpr int32_t kNone = PrefixTrie::kNone;
-// Pages asked of the tiers per round trip: few first, so that a prompt the tiers do not hold
-// costs one short batch, then doubling up to a bound.
-constexpr int64_t kFirstWindow = 4, kMaxWindow = 256;
 }  // namespace
 
 void PageManager::attach_tiers(std::unique_ptr<tiers::TierChain> chain) {
@@ -54,74 +52,67 @@ void PageManager::demote(int32_t page) {
     });
 }
 
-int64_t PageManager::fetch_from_tiers(int32_t parent, const int32_t* prompt, int64_t first, int64_t limit) {
-    tier_loads_.clear();
-    tier_load_keys_.clear();
-    std::vector<tiers::ExpectedPage> expected;
-    int64_t window = kFirstWindow;
-    tiers::PageKey parent_key = tier_key_of(parent);
-    for (int64_t start = first; start < limit; start += window, window = std::min(window * 2, kMaxWindow)) {
-        const int64_t count = std::min(window, limit - start);
-        // tier_walk_keys_[0] is the parent of the window's first page, [i + 1] page i's key.
-        tier_walk_keys_.resize(size_t(count + 1));
-        expected.resize(size_t(count));
-        tier_walk_keys_[0] = parent_key;
-        for (int64_t i = 0; i < count; ++i) {
-            const int32_t* tokens = prompt + (start + i) * page_size_;
-            tier_walk_keys_[size_t(i + 1)] = tiers::page_key(tier_walk_keys_[size_t(i)], tokens, page_size_);
-            expected[size_t(i)] = expected_page(tier_walk_keys_[size_t(i)], tokens);
-        }
-        const int64_t run = tiers_->fetch_run(tier_walk_keys_.data() + 1, expected.data(), count, tier_window_);
-        for (int64_t i = 0; i < run; ++i) {
-            tier_loads_.push_back(std::move(tier_window_[size_t(i)]));
-            tier_load_keys_.push_back({tier_walk_keys_[size_t(i + 1)], tier_walk_keys_[size_t(i)]});
-        }
-        tier_window_.clear();
-        if (run < count) break;
-        parent_key = tier_walk_keys_[size_t(count)];
-    }
-    return int64_t(tier_loads_.size());
+bool PageManager::lookup_tiers(int32_t root, const int32_t* prompt, int64_t num_tokens, TierLookup& out) {
+    walk_prompt(root, prompt, num_tokens);
+    if (!tiers_ || !reuse_ || root == kNone) return false;
+    const int64_t total = (num_tokens + page_size_ - 1) / page_size_;
+    out.first = int64_t(matched_.size());
+    out.limit = (num_tokens - 1) / page_size_;
+    if (out.first >= out.limit || total - out.first > available()) return false;
+    out.parent = tier_key_of(out.first == 0 ? root : matched_.back());
+    out.key = tiers::page_key(out.parent, prompt + out.first * page_size_, page_size_);
+    out.may_hold = tiers_->may_hold(out.key);
+    return true;
 }
 
-void PageManager::install_loaded(int32_t parent, const int32_t* prompt, int64_t first, const int32_t* pages,
-                                 int64_t count, int64_t* loaded) {
+void PageManager::fetch_from_tiers(const TierLookup& lookup, const int32_t* prompt, tiers::TierChain::Run& run) {
+    run.first = lookup.first;
+    run.keys.assign(1, lookup.parent);
+    run.loads.clear();
+    tiers_->fetch_chain(prompt + lookup.first * page_size_, lookup.limit - lookup.first, run);
+}
+
+int64_t PageManager::extension(const tiers::TierChain::Run* loaded, int64_t shared, int64_t limit) {
+    // Pages of the run below the hit are in the pool already; a run that starts past the hit
+    // (pool pages evicted meanwhile) does not connect.
+    if (loaded == nullptr || shared < loaded->first) return 0;
+    return std::max<int64_t>(0, std::min(loaded->first + loaded->size(), limit) - shared);
+}
+
+void PageManager::install_loaded(int32_t parent, const int32_t* prompt, const tiers::TierChain::Run& loaded,
+                                 int64_t shared, const int32_t* pages, int64_t count, int64_t* counts) {
     const int64_t offset = tiers_->payload_offset();
-    try {
-        // Every copy first: a device error leaves nothing indexed.
-        for (int64_t i = 0; i < count; ++i) {
-            void* target = static_cast<unsigned char*>(pool_base_) + int64_t(pages[i]) * page_bytes_;
-            device_.copy(target, tier_loads_[size_t(i)].object.data.get() + offset, page_bytes_,
-                         PAGEDKV_COPY_HOST_TO_DEVICE);
-        }
-    } catch (...) {
-        tier_loads_.clear();
-        throw;
+    const size_t skip = size_t(shared - loaded.first);
+    // Every copy first: a device error leaves nothing indexed.
+    for (int64_t i = 0; i < count; ++i) {
+        void* target = static_cast<unsigned char*>(pool_base_) + int64_t(pages[i]) * page_bytes_;
+        device_.copy(target, loaded.loads[skip + size_t(i)].object.data.get() + offset, page_bytes_,
+                     PAGEDKV_COPY_HOST_TO_DEVICE);
     }
     for (int64_t i = 0; i < count; ++i) {
-        const int32_t* tokens = prompt + (first + i) * page_size_;
+        const int32_t* tokens = prompt + (shared + i) * page_size_;
         trie_.insert_full(pages[i], parent, tokens);
-        tier_keys_[size_t(pages[i])] = tier_load_keys_[size_t(i)];
-        loaded[tier_loads_[size_t(i)].tier] += 1;
+        tier_keys_[size_t(pages[i])] = {loaded.keys[skip + size_t(i) + 1], loaded.keys[skip + size_t(i)]};
+        counts[loaded.loads[skip + size_t(i)].tier] += 1;
         parent = pages[i];
     }
-    tier_loads_.clear();  // unpins the host tier's slots
 }
 
-int64_t PageManager::prefetch_prompt(int32_t root, const int32_t* prompt, int64_t num_tokens) {
+int64_t PageManager::install_run(int32_t root, const int32_t* prompt, int64_t num_tokens,
+                                 const tiers::TierChain::Run& loaded) {
     if (!tiers_ || !reuse_ || root == kNone) return 0;
     walk_prompt(root, prompt, num_tokens);
     const int64_t shared = int64_t(matched_.size());
     const int32_t parent = shared == 0 ? root : matched_.back();
-    int64_t count = fetch_from_tiers(parent, prompt, shared, (num_tokens - 1) / page_size_);
     // The matched pages stay pinned while pages are allocated, so making room cannot evict them.
     for (int32_t page : matched_) pool_.hold(page);
-    count = std::min(count, available());
+    const int64_t count = std::min(extension(&loaded, shared, (num_tokens - 1) / page_size_), available());
     std::vector<int32_t> fresh;
-    fresh.reserve(size_t(count));
-    int64_t loaded[PAGEDKV_TIER_COUNT] = {};
+    int64_t counts[PAGEDKV_TIER_COUNT] = {};
     try {
+        fresh.reserve(size_t(count));
         for (int64_t i = 0; i < count; ++i) fresh.push_back(allocate());
-        install_loaded(parent, prompt, shared, fresh.data(), count, loaded);
+        install_loaded(parent, prompt, loaded, shared, fresh.data(), count, counts);
     } catch (...) {
         for (int32_t page : fresh) release(page);
         for (int32_t page : matched_) release(page);

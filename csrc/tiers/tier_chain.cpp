@@ -69,6 +69,8 @@ TierChain::TierChain(const pagedkv_cache_config& c, const pagedkv_cache_layout& 
         tiers_.push_back(std::make_unique<RemoteTier>(options));
     }
     for (size_t i = 0; i + 1 < tiers_.size(); ++i) tiers_[i]->set_next(tiers_[i + 1].get());
+    remote_ = present(c.remote_tier);
+    io_tiers_ = remote_ || present(c.disk_tier_path);
 }
 
 TierChain::~TierChain() {
@@ -177,6 +179,45 @@ int64_t TierChain::fetch_run(const PageKey* keys, const ExpectedPage* expected, 
     }
     for (int64_t i = run; i < count; ++i) out[size_t(i)] = {};  // unpins host slots past the run
     return run;
+}
+
+int64_t TierChain::fetch_chain(const int32_t* tokens, int64_t count, Run& run,
+                               const std::function<bool()>& go_on) noexcept {
+    // Pages asked per batch: few first, then doubling up to a bound.
+    constexpr int64_t kFirstWindow = 4, kMaxWindow = 256;
+    const int64_t before = run.size();
+    try {
+        std::vector<ExpectedPage> expected;
+        std::vector<Loaded> window_loads;
+        int64_t window = kFirstWindow;
+        for (int64_t start = 0; start < count; start += window, window = std::min(window * 2, kMaxWindow)) {
+            const int64_t n = std::min(window, count - start);
+            const size_t base = run.keys.size() - 1;  // the window's parent key
+            run.keys.resize(base + 1 + size_t(n));
+            expected.resize(size_t(n));
+            for (int64_t i = 0; i < n; ++i) {
+                const int32_t* page_tokens = tokens + (start + i) * page_size_;
+                run.keys[base + 1 + size_t(i)] = page_key(run.keys[base + size_t(i)], page_tokens, page_size_);
+                expected[size_t(i)] = {&fingerprint_, &run.keys[base + size_t(i)], page_tokens, page_size_, page_bytes_};
+            }
+            const int64_t hit = fetch_run(run.keys.data() + base + 1, expected.data(), n, window_loads);
+            for (int64_t i = 0; i < hit; ++i) run.loads.push_back(std::move(window_loads[size_t(i)]));
+            window_loads.clear();
+            run.keys.resize(run.loads.size() + 1);  // keys of the run only
+            if (hit < n || (go_on && !go_on())) break;
+        }
+    } catch (...) {
+        // Out of host memory: the run so far stands.
+        run.keys.resize(run.loads.size() + 1);
+    }
+    return run.size() - before;
+}
+
+bool TierChain::may_hold(const PageKey& key) const {
+    if (remote_) return true;
+    for (const auto& tier : tiers_)
+        if (tier->holds(key)) return true;
+    return false;
 }
 
 pagedkv_tier_stats TierChain::stats(int32_t kind) const {

@@ -48,6 +48,26 @@ public:
     // expected[i]; returns the leading run of pages that some tier holds intact (out[0, run)).
     // A failed verification is counted on its tier and is a miss there. Never throws.
     int64_t fetch_run(const PageKey* keys, const ExpectedPage* expected, int64_t count, std::vector<Loaded>& out) noexcept;
+
+    // The leading run of a prompt's pages that the tiers hold intact, with their keys.
+    struct Run {
+        int64_t first = 0;            // page index of loads[0] in its prompt
+        std::vector<PageKey> keys;    // keys[0]: the parent of loads[0]; keys[i + 1]: the key of loads[i]
+        std::vector<Loaded> loads;
+        int64_t size() const { return int64_t(loads.size()); }
+    };
+    // Walks `count` pages of `tokens` (page_size ids each) below run.keys.back() (the parent key,
+    // set by the caller), window by window (a few pages first, then doubling, so that a prompt
+    // the tiers do not hold costs one short batch) and appends to `run` until a page misses.
+    // After each window `go_on()` (if set) may stop the walk. Returns the pages appended.
+    int64_t fetch_chain(const int32_t* tokens, int64_t count, Run& run,
+                        const std::function<bool()>& go_on = nullptr) noexcept;
+    // Whether a load of `key` needs I/O (a disk or a remote tier may hold it): such loads run on
+    // a background thread. Host memory is read in the caller's thread.
+    bool needs_io() const { return io_tiers_; }
+    // Whether some tier may hold `key`: a local tier knows it holds it; a remote tier may (it
+    // cannot answer without a round trip).
+    bool may_hold(const PageKey& key) const;
     int64_t payload_offset() const { return object_header_bytes(page_size_); }
 
     // Stats of tier `kind` (enabled = 0 when the cache has none).
@@ -67,6 +87,8 @@ private:
     PageKey fingerprint_;
     std::string scope_;  // namespace, tensor-parallel rank and size, fingerprint
     std::vector<std::unique_ptr<Tier>> tiers_;  // in order; each demotes to the next
+    bool io_tiers_ = false;                     // a disk or a remote tier
+    bool remote_ = false;
 };
 
 }  // namespace pagedkv::tiers

@@ -3,7 +3,9 @@
 // outputs), MOVED after a reshard and ASK during a slot migration, a server killed mid-workload
 // and restarted, a server unreachable from the start, a server slower than the timeout, and
 // objects damaged in Redis (a flipped byte, truncated, another layout, another page's object
-// under the walk's key): each a miss, every output equal to computing from scratch.
+// under the walk's key): each a miss, every output equal to computing from scratch. Prefetch
+// loads on the cache's I/O thread: then a pool hit; while the server sleeps or after it died,
+// prefetches return, creates give up at the timeout, and destroy stops the loads in flight.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -292,6 +294,69 @@ TEST(damaged_objects_in_redis_are_misses) {
         // Forget the damaged objects before the next kind of damage.
         for (const auto& key : page_keys(server.port()))
             if (!keep.count(key)) command(server.port(), {"DEL", key});
+    }
+    fs::remove_all(dir);
+}
+
+TEST(prefetch_from_redis_then_create_and_prefetch_while_it_sleeps_or_dies) {
+    fs::path dir = scratch("prefetch");
+    auto server = std::make_unique<RedisServer>(dir, false);
+    const std::string url = "redis://" + server->address();
+    const int32_t page_size = 4;
+    auto prompts = workload(700, page_size, 6);
+    {
+        Cache writer(remote_config(page_size, url));
+        run_checked(writer, page_size, prompts);
+        CHECK_EQ(pagedkv_cache_flush_tiers(writer), PAGEDKV_OK);
+    }
+    {
+        // Prefetch, wait for it, create: a pool hit with the outputs of computing from scratch.
+        Cache reader(remote_config(page_size, url, 0));
+        REQUIRE(reader.handle);
+        const auto& prompt = prompts[2];
+        const int64_t pages = int64_t(prompt.size() - 1) / page_size;
+        int64_t loaded = -1;
+        CHECK_EQ(pagedkv_prefetch(reader, prompt.data(), int64_t(prompt.size()), nullptr, 0, &loaded), PAGEDKV_OK);
+        CHECK_EQ(loaded, 0);  // Redis is read on the loader's thread
+        CHECK_EQ(pagedkv_cache_flush_tiers(reader), PAGEDKV_OK);
+        CHECK_EQ(stats(reader).pages_cached, pages);
+        Result r = run_request(reader, prompt);
+        CHECK_EQ(r.cached, pages * page_size);
+        CHECK_EQ(r.loaded[PAGEDKV_TIER_REMOTE], 0);
+        CHECK(max_difference(r.output, reference_output(page_size, prompt)) <= 1e-6f);
+        CHECK_EQ(tier_stats(reader, PAGEDKV_TIER_REMOTE).hits, pages);
+        CHECK_CONSISTENT(reader);
+    }
+    {
+        // The server sleeps 3 s: prefetches return, the create waiting for the load gives up at
+        // the 500 ms timeout and recomputes, and the cache is destroyed with loads in flight.
+        Cache reader(remote_config(page_size, url, 0));
+        REQUIRE(reader.handle);
+        auto sleeper = std::async(std::launch::async, [&] { command(server->port(), {"DEBUG", "SLEEP", "3"}); });
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        for (const auto& prompt : prompts)
+            CHECK_EQ(pagedkv_prefetch(reader, prompt.data(), int64_t(prompt.size()), nullptr, 0, nullptr), PAGEDKV_OK);
+        Result r = run_request(reader, prompts[0]);
+        CHECK_EQ(r.status, PAGEDKV_OK);
+        CHECK_EQ(r.loaded[PAGEDKV_TIER_REMOTE], 0);
+        CHECK(max_difference(r.output, reference_output(page_size, prompts[0])) <= 1e-6f);
+        CHECK(std::future_status::timeout == sleeper.wait_for(std::chrono::milliseconds(0)));  // still asleep
+        pagedkv_cache* cache = reader.handle;
+        reader.handle = nullptr;
+        CHECK_EQ(pagedkv_cache_destroy(cache), PAGEDKV_OK);  // the loads in flight stop
+        sleeper.wait();
+    }
+    {
+        // Killed with prefetches queued: errors counted, outputs right.
+        Cache reader(remote_config(page_size, url, 0));
+        REQUIRE(reader.handle);
+        server->kill();
+        for (const auto& prompt : prompts)
+            CHECK_EQ(pagedkv_prefetch(reader, prompt.data(), int64_t(prompt.size()), nullptr, 0, nullptr), PAGEDKV_OK);
+        run_checked(reader, page_size, prompts);
+        CHECK_EQ(pagedkv_cache_flush_tiers(reader), PAGEDKV_OK);
+        CHECK(tier_stats(reader, PAGEDKV_TIER_REMOTE).errors > 0);
+        CHECK_EQ(tier_stats(reader, PAGEDKV_TIER_REMOTE).hits, 0);
     }
     fs::remove_all(dir);
 }

@@ -90,6 +90,17 @@ class TierTest {
             assertEquals(32, seq.loadedTokens(Tier.DISK));
             verify(seq, "");
         }
+        // A prefetch from disk returns at once; once it is in the pool, the create is a pool hit.
+        try (PagedKvCache third = small(16).diskTier(dir, 1 << 20).tierNamespace("model-a").build()) {
+            assertEquals(0, third.prefetch(prompt, new byte[0]), "the disk is read in the background");
+            third.flushTiers();
+            assertEquals(8, third.stats().pagesCached());
+            try (Sequence seq = third.createSequence(prompt)) {
+                assertEquals(32, seq.numCached());
+                assertEquals(0, seq.loadedTokens(Tier.DISK), "in the pool already");
+                verify(seq, "");
+            }
+        }
     }
 
     @Test

@@ -229,7 +229,10 @@ public final class PagedKvCache implements AutoCloseable {
         }
     }
 
-    /** Waits until the background stores of the disk and Redis tiers queued so far are done. */
+    /**
+     * Waits until the prefetches started so far are in the pool and the background stores of the
+     * disk and Redis tiers queued so far are done.
+     */
     public void flushTiers() {
         MemorySegment cache = enter();
         try {
@@ -240,20 +243,36 @@ public final class PagedKvCache implements AutoCloseable {
     }
 
     /**
-     * Loads the prefix of {@code prompt} that the tiers hold into the pool (as cached pages) before
-     * a sequence for it is created, so that the create finds it there; returns the positions loaded.
+     * Starts loading the prefix of {@code prompt} that the tiers hold into the pool (as cached
+     * pages) before a sequence for it is created, so that the create finds it there (or joins the
+     * load in flight). Returns at once: disk and Redis are read on the cache's I/O thread
+     * ({@link #flushTiers()} waits for them); with a host tier alone the pages are copied before it
+     * returns. Returns the positions put in the pool before returning (0 for a background load).
      * Never fails for want of room: it loads at most what the pool can take.
      */
     public long prefetch(int[] prompt, byte[] salt) {
+        return withPrompt(prompt, salt, (cache, tokens, key, scratch) -> {
+            MemorySegment loaded = scratch.allocate(C_LONG_LONG);
+            Status.check(pagedkv_prefetch(cache, tokens, prompt.length, key, salt.length, loaded));
+            return loaded.get(C_LONG_LONG, 0);
+        });
+    }
+
+    /** A C call on a prompt and a salt in native memory (salt NULL when empty). */
+    @FunctionalInterface
+    private interface PromptCall<T> {
+        T call(MemorySegment cache, MemorySegment tokens, MemorySegment salt, Arena scratch);
+    }
+
+    /** Runs {@code call} on the live cache with {@code prompt} and {@code salt} copied to native memory. */
+    private <T> T withPrompt(int[] prompt, byte[] salt, PromptCall<T> call) {
         Objects.requireNonNull(prompt, "prompt");
         Objects.requireNonNull(salt, "salt");
         MemorySegment cache = enter();
         try (Arena scratch = Arena.ofConfined()) {
             MemorySegment tokens = scratch.allocateFrom(C_INT, prompt);
             MemorySegment key = salt.length == 0 ? MemorySegment.NULL : scratch.allocateFrom(ValueLayout.JAVA_BYTE, salt);
-            MemorySegment loaded = scratch.allocate(C_LONG_LONG);
-            Status.check(pagedkv_prefetch(cache, tokens, prompt.length, key, salt.length, loaded));
-            return loaded.get(C_LONG_LONG, 0);
+            return call.call(cache, tokens, key, scratch);
         } finally {
             exit();
         }
@@ -330,19 +349,12 @@ public final class PagedKvCache implements AutoCloseable {
      * @throws PagedKvException.InvalidArgument for an empty prompt or a token outside the vocabulary
      */
     public Sequence createSequence(int[] prompt, byte[] salt) {
-        Objects.requireNonNull(prompt, "prompt");
-        Objects.requireNonNull(salt, "salt");
-        MemorySegment cache = enter();
-        try (Arena scratch = Arena.ofConfined()) {
-            MemorySegment tokens = scratch.allocateFrom(C_INT, prompt);
-            MemorySegment key = salt.length == 0 ? MemorySegment.NULL : scratch.allocateFrom(ValueLayout.JAVA_BYTE, salt);
+        return withPrompt(prompt, salt, (cache, tokens, key, scratch) -> {
             MemorySegment id = scratch.allocate(C_LONG_LONG);
             MemorySegment cached = scratch.allocate(C_LONG_LONG);
             Status.check(pagedkv_sequence_create(cache, tokens, prompt.length, key, salt.length, id, cached));
             return new Sequence(this, id.get(C_LONG_LONG, 0), cached.get(C_LONG_LONG, 0));
-        } finally {
-            exit();
-        }
+        });
     }
 
     /** The kernel metadata of {@code sequences} for one step; see {@link Batch} for how long it is valid. */
@@ -414,12 +426,7 @@ public final class PagedKvCache implements AutoCloseable {
 
     /** As {@link #matchLength(int[], byte[])}, with the details: shared pages, partial run, tiers. */
     public PrefixMatch matchPrefix(int[] prompt, byte[] salt) {
-        Objects.requireNonNull(prompt, "prompt");
-        Objects.requireNonNull(salt, "salt");
-        MemorySegment cache = enter();
-        try (Arena scratch = Arena.ofConfined()) {
-            MemorySegment tokens = scratch.allocateFrom(C_INT, prompt);
-            MemorySegment key = salt.length == 0 ? MemorySegment.NULL : scratch.allocateFrom(ValueLayout.JAVA_BYTE, salt);
+        return withPrompt(prompt, salt, (cache, tokens, key, scratch) -> {
             MemorySegment cached = scratch.allocate(C_LONG_LONG);
             MemorySegment m = pagedkv_prefix_match.allocate(scratch);
             pagedkv_prefix_match.struct_size(m, (int) pagedkv_prefix_match.sizeof());
@@ -431,9 +438,7 @@ public final class PagedKvCache implements AutoCloseable {
             }
             return new PrefixMatch(cached.get(C_LONG_LONG, 0), pagedkv_prefix_match.shared_pages(m),
                     pagedkv_prefix_match.partial_tokens(m), byMedium);
-        } finally {
-            exit();
-        }
+        });
     }
 
     /**
