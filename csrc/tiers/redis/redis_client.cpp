@@ -3,7 +3,6 @@
 #include <hiredis/hiredis.h>
 
 #include <charconv>
-#include <map>
 #include <string_view>
 
 #include "common/error.h"
@@ -130,8 +129,14 @@ void RedisClient::run(const std::vector<Command>& commands, std::vector<Reply>& 
     if (mode_ == Mode::Unknown && !discover(error)) return;
     if (mode_ == Mode::Cluster && stale_slots_) discover(error);  // best effort: the old table may still do
 
-    // First round: by slot owner (single node: the first seed).
-    std::map<RedisNode*, std::vector<Routed>> groups;
+    // First round: by slot owner (single node: the first seed). A few nodes: a linear search
+    // beats a map's allocations.
+    std::vector<std::pair<RedisNode*, std::vector<Routed>>> groups;
+    auto group_of = [&groups](RedisNode* target) -> std::vector<Routed>& {
+        for (auto& [node, routed] : groups)
+            if (node == target) return routed;
+        return groups.emplace_back(target, std::vector<Routed>{}).second;
+    };
     for (size_t i = 0; i < commands.size(); ++i) {
         RedisNode* target = nullptr;
         if (mode_ == Mode::Single) {
@@ -144,7 +149,7 @@ void RedisClient::run(const std::vector<Command>& commands, std::vector<Reply>& 
             }
             target = nodes_[size_t(owner)].get();
         }
-        groups[target].push_back({i, false});
+        group_of(target).push_back({i, false});
     }
     for (int round = 0; !groups.empty() && round <= kMaxRedirects; ++round) {
         std::vector<std::pair<Routed, Endpoint>> redirects;
@@ -157,7 +162,7 @@ void RedisClient::run(const std::vector<Command>& commands, std::vector<Reply>& 
                 while (nodes_[size_t(index)].get() != &target) ++index;
                 slot_owner_[size_t(key_slot(commands[routed.command][1]))] = index;
             }
-            groups[&target].push_back(routed);
+            group_of(&target).push_back(routed);
         }
     }
 }

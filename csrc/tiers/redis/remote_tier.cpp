@@ -47,8 +47,13 @@ void RemoteTier::fetch(const PageKey* keys, int64_t count, std::vector<PageObjec
             failed = true;
             continue;
         }
-        if (reply->type == REDIS_REPLY_STRING)
-            objects[size_t(positions[j])] = copy_object(reinterpret_cast<const uint8_t*>(reply->str), int64_t(reply->len));
+        if (reply->type != REDIS_REPLY_STRING) continue;
+        // No copy: the object points into the reply, which lives as long as the object does
+        // (verified in place, then copied once, into the pool).
+        const int64_t size = int64_t(reply->len);
+        std::shared_ptr<redisReply> owner(replies[j].release(), redis::ReplyDeleter{});
+        objects[size_t(positions[j])] = {
+            std::shared_ptr<const uint8_t>(owner, reinterpret_cast<const uint8_t*>(owner->str)), size};
     }
     if (failed || !error.empty()) report_error(error.empty() ? "load failed" : error);
 }
