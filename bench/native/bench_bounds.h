@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -29,6 +30,28 @@ double time_best(Run&& run, double min_seconds = 1.0) {
         best = std::min(best, now() - t0);
     }
     return best;
+}
+
+// Seconds of CPU this process used (all its threads): unlike wall time, hardly changed by other
+// processes sharing the cores, so ratios of it compare on a loaded machine.
+inline double process_cpu_seconds() {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+// Median (over >= 9 repetitions, after a warm-up) of the CPU seconds one `run` costs.
+template <class Run>
+double cpu_time_median(Run&& run, int repetitions = 9) {
+    run(0);
+    std::vector<double> costs;
+    for (int i = 1; i <= repetitions; ++i) {
+        const double t0 = process_cpu_seconds();
+        run(i);
+        costs.push_back(process_cpu_seconds() - t0);
+    }
+    std::nth_element(costs.begin(), costs.begin() + costs.size() / 2, costs.end());
+    return costs[costs.size() / 2];
 }
 
 // Copy bandwidth (read + write bytes per second) of memcpy over a 256 MiB buffer, split across threads.

@@ -113,24 +113,27 @@ int main(int argc, char** argv) {
                               {"fp8_e4m3", PAGEDKV_DTYPE_FP8_E4M3, false}, {"q8", PAGEDKV_DTYPE_Q8, false},
                               {"q6", PAGEDKV_DTYPE_Q6, false},          {"q4", PAGEDKV_DTYPE_Q4, false},
                               {"q4+hadamard", PAGEDKV_DTYPE_Q4, true}};
-    std::printf("%-12s %6s %12s %10s %11s %9s %10s\n", "kv", "batch", "bytes/token", "step (ms)", "vs bf16",
-                "KV GB/s", "of memcpy");
+    std::printf("# cpu ms: median CPU time of a step (all threads; hardly changed by other processes' load)\n");
+    std::printf("%-12s %6s %12s %10s %11s %9s %10s %9s %11s\n", "kv", "batch", "bytes/token", "step (ms)", "vs bf16",
+                "KV GB/s", "of memcpy", "cpu ms", "cpu vs bf16");
     for (int32_t seqs : {1, 4}) {
         const DecodeBatch batch(seqs, context);
         const BatchArrays arrays = batch.arrays();
         std::vector<float> q(size_t(seqs) * kQoHeads * kHeadDim, 0.5f), out(q.size()), lse(size_t(seqs) * kQoHeads);
         const AttentionOptions options{kQoHeads, 1.0f / std::sqrt(float(kHeadDim)), PAGEDKV_DTYPE_F32,
                                        PAGEDKV_DTYPE_F32, threads, 0, nullptr};
-        double bf16_seconds = 0.0;
+        double bf16_seconds = 0.0, bf16_cpu = 0.0;
         for (const Format& format : formats) {
             const Pool pool(format, int64_t(batch.pages.size()));
-            const double seconds = bench::time_best(
-                [&](int) { cpu::decode_attention(pool.layer, arrays, options, q.data(), out.data(), lse.data()); });
-            if (format.dtype == PAGEDKV_DTYPE_BF16) bf16_seconds = seconds;
+            auto step = [&](int) { cpu::decode_attention(pool.layer, arrays, options, q.data(), out.data(), lse.data()); };
+            const double seconds = bench::time_best(step);
+            const double cpu_seconds = bench::cpu_time_median(step);
+            if (format.dtype == PAGEDKV_DTYPE_BF16) bf16_seconds = seconds, bf16_cpu = cpu_seconds;
             const double bytes = double(pool.layer.page_bytes) * double(batch.pages.size());
-            std::printf("%-12s %6d %12.1f %10.3f %10.2fx %9.2f %9.0f%%\n", format.name, seqs,
+            std::printf("%-12s %6d %12.1f %10.3f %10.2fx %9.2f %9.0f%% %9.3f %10.2fx\n", format.name, seqs,
                         double(pool.layer.page_bytes) / kPageSize, seconds * 1e3, bf16_seconds / seconds,
-                        bytes / seconds / 1e9, 100.0 * bytes / seconds / copy_bw);
+                        bytes / seconds / 1e9, 100.0 * bytes / seconds / copy_bw, cpu_seconds * 1e3,
+                        bf16_cpu / cpu_seconds);
         }
     }
     return 0;

@@ -99,15 +99,21 @@ struct Lookahead {
     const TileRows* rows;  // null: nothing to prefetch
     int32_t n;
     int32_t row_bytes;
+    bool group_scales = false;  // also the rows' fp16 scales (group formats: after the run's codes)
 
     PAGEDKV_INLINE void fetch(int32_t begin, int32_t end) const {
         if (!rows) return;
         end = end < n ? end : n;
-        for (int32_t t = begin; t < end; ++t)
+        for (int32_t t = begin; t < end; ++t) {
             for (int32_t b = 0; b < row_bytes; b += 64) {
                 __builtin_prefetch(static_cast<const char*>(rows->k[t]) + b, 0, 3);
                 __builtin_prefetch(static_cast<const char*>(rows->v[t]) + b, 0, 3);
             }
+            if (group_scales) {
+                __builtin_prefetch(rows->k_scale[t], 0, 3);
+                __builtin_prefetch(rows->v_scale[t], 0, 3);
+            }
+        }
     }
 };
 
@@ -239,6 +245,68 @@ PAGEDKV_INLINE void pv_quant_row(const float* p, const void* v, const void* v_sc
     }
 }
 
+// q rows as int8 codes for the integer q . k of group formats (Vec::kInt8Dot): per row and
+// 32-dim group a scale max|q| / 127 and the codes' sum (for 4-bit K stored + 8). Rounding q adds
+// at most scale / 2 per dim to it, the same order as K's own rounding.
+struct QuantizedQ {
+    const float* scales;   // [row][group]
+    const int32_t* sums;   // [row][group]
+    const int8_t* codes;   // [row][head_dim]
+};
+
+// Quantizes `count` rows of q (stride head_dim) into the buffers; non-finite groups get a NaN
+// scale and zero codes, so their scores are NaN as in the f32 path.
+inline void quantize_q_rows(const float* q, int32_t count, int32_t head_dim, float* scales, int32_t* sums,
+                            int8_t* codes) {
+    const int32_t groups = head_dim / kGroup;
+    for (int32_t r = 0; r < count; ++r)
+        for (int32_t g = 0; g < groups; ++g) {
+            const float* x = q + int64_t(r) * head_dim + g * kGroup;
+            int8_t* out = codes + int64_t(r) * head_dim + g * kGroup;
+            float amax = 0.0f;
+            bool finite = true;
+            for (int32_t i = 0; i < kGroup; ++i) {
+                const float a = __builtin_fabsf(x[i]);
+                finite = finite && a <= __FLT_MAX__;  // false for inf and NaN
+                amax = a > amax ? a : amax;
+            }
+            if (!finite) amax = __builtin_nanf("");
+            const float scale = amax / 127.0f, inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
+            int32_t sum = 0;
+            for (int32_t i = 0; i < kGroup; ++i) {
+                float c = __builtin_rintf(x[i] * inverse);
+                c = c == c ? __builtin_fmaxf(-127.0f, __builtin_fminf(127.0f, c)) : 0.0f;
+                out[i] = int8_t(c);
+                sum += int32_t(c);
+            }
+            scales[r * groups + g] = scale;
+            sums[r * groups + g] = sum;
+        }
+}
+
+// acc[r * C + c] += q_r . k_c over head_dim from integer codes: one f32 multiply per group with
+// both scales.
+template <int R, int C, int32_t kFormat, class V = Vec>  // V: dependent, so ISAs without ireg compile
+PAGEDKV_INLINE void qk_int_tile(const QuantizedQ& q, const void* const* k, const void* const* k_scale,
+                                int32_t head_dim, reg* acc) {
+    if constexpr (V::kInt8Dot) {
+        constexpr int32_t kBits = code_bits(kFormat, 0), kGroupBytes = kGroup * kBits / 8;
+        const int32_t groups = head_dim / kGroup;
+        for (int32_t g = 0; g < groups; ++g)
+            for (int c = 0; c < C; ++c) {
+                const uint8_t* group = static_cast<const uint8_t*>(k[c]) + g * kGroupBytes;
+                const reg ks = V::set1(V::f16_scalar(static_cast<const uint16_t*>(k_scale[c])[g]));
+                const typename V::ireg codes = kBits == 8 ? V::load_codes_s8(group) : V::load_codes_u4(group);
+                for (int r = 0; r < R; ++r) {
+                    const auto qv = V::load_codes_s8(reinterpret_cast<const uint8_t*>(q.codes) +
+                                                       int64_t(r) * head_dim + g * kGroup);
+                    const reg dot = kBits == 8 ? V::dot_s8(codes, qv) : V::dot_u4(codes, qv, q.sums[r * groups + g]);
+                    acc[r * C + c] = V::fma(dot, V::mul(ks, V::set1(q.scales[r * groups + g])), acc[r * C + c]);
+                }
+            }
+    }
+}
+
 // One row of K (kKv 0) or V (kKv 1) codes to head_dim f32 values (still rotated, if stored so).
 template <int32_t kFormat, int32_t kKv>
 PAGEDKV_INLINE void dequantize_row(const void* row, const void* scale, int32_t head_dim, float* out) {
@@ -341,14 +409,16 @@ inline void permute_pairs(float* rows, int32_t count, int32_t head_dim, int32_t 
 // ---- S = Q K^T --------------------------------------------------------------------------------
 
 // s[r * kKvTile + c] = q_r . k_c for R rows of q (stride head_dim) and the K rows k[0..C).
+// With int_q (group formats where Vec::kInt8Dot), q's int8 codes are read instead of q.
 template <int R, int C, int32_t kDtype>
-PAGEDKV_INLINE void qk_tile(const float* q, const void* const* k, const void* const* k_scale, int32_t head_dim,
-                            float* s) {
+PAGEDKV_INLINE void qk_tile(const float* q, const QuantizedQ* int_q, const void* const* k, const void* const* k_scale,
+                            int32_t head_dim, float* s) {
     static_assert(R * C <= 8, "one reduce_add8 per register tile");
     reg acc[8];  // R * C used; the rest stay zero for the reduction
     for (int i = 0; i < 8; ++i) acc[i] = Vec::zero();
     if constexpr (is_quantized(kDtype)) {
-        qk_quant_tile<R, C, kDtype>(q, k, k_scale, head_dim, acc);
+        if (int_q) qk_int_tile<R, C, kDtype>(*int_q, k, k_scale, head_dim, acc);
+        else qk_quant_tile<R, C, kDtype>(q, k, k_scale, head_dim, acc);
         float sums[8];
         Vec::reduce_add8(acc, sums);
         for (int r = 0; r < R; ++r)
@@ -392,35 +462,46 @@ PAGEDKV_INLINE void qk_tile(const float* q, const void* const* k, const void* co
 }
 
 template <int R, int32_t kDtype>
-inline void qk_rows(const float* q, const void* const* k, const void* const* ks, int32_t head_dim, int32_t n, float* s,
-                    const Lookahead& ahead) {
+inline void qk_rows(const float* q, const QuantizedQ* int_q, const void* const* k, const void* const* ks,
+                    int32_t head_dim, int32_t n, float* s, const Lookahead& ahead) {
     constexpr int C = Vec::template qk_cols<R>();
     int32_t t = 0;
     for (; t + C <= n; t += C) {
         ahead.fetch(t, t + C);
-        qk_tile<R, C, kDtype>(q, k + t, ks + t, head_dim, s + t);
+        qk_tile<R, C, kDtype>(q, int_q, k + t, ks + t, head_dim, s + t);
     }
     for (; t < n; ++t) {
         ahead.fetch(t, t + 1);
-        qk_tile<R, 1, kDtype>(q, k + t, ks + t, head_dim, s + t);
+        qk_tile<R, 1, kDtype>(q, int_q, k + t, ks + t, head_dim, s + t);
     }
     ahead.fetch(n, kKvTile);
 }
 
 // `ahead` is fetched along the first register tile of rows.
+// int_q: q's int8 codes for the block's rows, or null (then q is read).
 template <int32_t kDtype>
-inline void qk(const float* q, int32_t rows, const void* const* k, const void* const* ks, int32_t head_dim, int32_t n,
-               float* s,
-               Lookahead ahead) {
+inline void qk(const float* q, const QuantizedQ* int_q, int32_t rows, const void* const* k, const void* const* ks,
+               int32_t head_dim, int32_t n, float* s, Lookahead ahead) {
+    const int32_t groups = head_dim / kGroup;
+    auto rows_from = [&](int32_t r) {  // int_q advanced to row r
+        return int_q ? QuantizedQ{int_q->scales + r * groups, int_q->sums + r * groups,
+                                  int_q->codes + int64_t(r) * head_dim}
+                     : QuantizedQ{};
+    };
     int32_t r = 0;
-    for (; r + 4 <= rows; r += 4, ahead.rows = nullptr)
-        qk_rows<4, kDtype>(q + int64_t(r) * head_dim, k, ks, head_dim, n, s + r * kKvTile, ahead);
+    for (; r + 4 <= rows; r += 4, ahead.rows = nullptr) {
+        const QuantizedQ at = rows_from(r);
+        qk_rows<4, kDtype>(q + int64_t(r) * head_dim, int_q ? &at : nullptr, k, ks, head_dim, n, s + r * kKvTile,
+                           ahead);
+    }
     const float* qr = q + int64_t(r) * head_dim;
     float* sr = s + r * kKvTile;
+    const QuantizedQ at = rows_from(r);
+    const QuantizedQ* qq = int_q ? &at : nullptr;
     switch (rows - r) {
-        case 3: qk_rows<3, kDtype>(qr, k, ks, head_dim, n, sr, ahead); break;
-        case 2: qk_rows<2, kDtype>(qr, k, ks, head_dim, n, sr, ahead); break;
-        case 1: qk_rows<1, kDtype>(qr, k, ks, head_dim, n, sr, ahead); break;
+        case 3: qk_rows<3, kDtype>(qr, qq, k, ks, head_dim, n, sr, ahead); break;
+        case 2: qk_rows<2, kDtype>(qr, qq, k, ks, head_dim, n, sr, ahead); break;
+        case 1: qk_rows<1, kDtype>(qr, qq, k, ks, head_dim, n, sr, ahead); break;
         default: break;
     }
 }
@@ -579,15 +660,21 @@ inline void pv(const float* p, int32_t rows, const void* const* v, const void* c
 // One tile against every block; the K/V rows are in format kRowDtype (the pool's, or f32 scratch).
 // kt, when not null, holds K transposed (transpose_tile) for the outer-product S.
 // `ahead` is fetched during the first block that uses the tile.
+// int_q, when not null, holds q's int8 codes for all blocks' rows in order (quantize_q_rows).
 template <int32_t kRowDtype>
-inline void attend_tile(const TileRows& rows, const float* kt, int32_t pos, int32_t n, QueryRows* blocks,
-                        int32_t num_blocks, int32_t head_dim, float* s, Lookahead ahead) {
-    for (int32_t b = 0; b < num_blocks; ++b) {
+inline void attend_tile(const TileRows& rows, const float* kt, const QuantizedQ* int_q, int32_t pos, int32_t n,
+                        QueryRows* blocks, int32_t num_blocks, int32_t head_dim, float* s, Lookahead ahead) {
+    int32_t first_row = 0;  // of the block, among all blocks' rows
+    for (int32_t b = 0; b < num_blocks; first_row += blocks[b].rows, ++b) {
         const QueryRows& block = blocks[b];
         const int32_t used = min_i32(n, block.max_last_pos - pos + 1);  // causal: a prefix of the tile
         if (used <= 0) continue;
+        const int32_t groups = head_dim / kGroup;
+        const QuantizedQ block_q = int_q ? QuantizedQ{int_q->scales + first_row * groups, int_q->sums + first_row * groups,
+                                                      int_q->codes + int64_t(first_row) * head_dim}
+                                         : QuantizedQ{};
         if (kt) qkt(block.q, block.rows, kt, head_dim, s, ahead);
-        else qk<kRowDtype>(block.q, block.rows, rows.k, rows.k_scale, head_dim, used, s, ahead);
+        else qk<kRowDtype>(block.q, int_q ? &block_q : nullptr, block.rows, rows.k, rows.k_scale, head_dim, used, s, ahead);
         ahead.rows = nullptr;
         softmax_update(block, pos, used, head_dim, s);
         pv<kRowDtype>(s, block.rows, rows.v, rows.v_scale, head_dim, used, block.acc);
@@ -621,6 +708,19 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
             hadamard_rows(blocks[b].q, blocks[b].rows, head_dim);
             hadamard_rows(blocks[b].acc, blocks[b].rows, head_dim);
         }
+    // Few rows over group codes: q . k in integers, q quantized here once (after the rotation).
+    const bool int_dot = Vec::kInt8Dot && direct_quant && kDtype != PAGEDKV_DTYPE_FP8_E4M3;
+    QuantizedQ int_q{};
+    if (int_dot) {  // into the K-transpose scratch, unused by the direct path
+        const int32_t groups = head_dim / kGroup;
+        float* scales = kt;
+        int32_t* sums = reinterpret_cast<int32_t*>(scales + total_rows * groups);
+        int8_t* codes = reinterpret_cast<int8_t*>(sums + total_rows * groups);
+        int_q = {scales, sums, codes};
+        for (int32_t b = 0, row = 0; b < num_blocks; row += blocks[b].rows, ++b)
+            quantize_q_rows(blocks[b].q, blocks[b].rows, head_dim, scales + row * groups, sums + row * groups,
+                            codes + int64_t(row) * head_dim);
+    }
     const bool paired = kDtype == PAGEDKV_DTYPE_BF16 && !convert && paired_dims<kBf16Paired>(head_dim) > 0;
     if (paired)
         for (int32_t b = 0; b < num_blocks; ++b) {
@@ -638,7 +738,8 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
     for (int32_t pos = range.begin; pos < end;) {
         const int32_t tile_end = tile_end_of(pos), n = tile_end - pos;
         TileRows& rows = tiles[current];
-        Lookahead ahead{nullptr, 0, head_dim * (kQuantized ? 1 : kDtype == PAGEDKV_DTYPE_F32 ? 4 : 2)};
+        Lookahead ahead{nullptr, 0, head_dim * (kQuantized ? 1 : kDtype == PAGEDKV_DTYPE_F32 ? 4 : 2),
+                        kQuantized && kDtype != PAGEDKV_DTYPE_FP8_E4M3};
         if (tile_end < end) {  // the next tile's rows, fetched while this one is computed
             ahead.rows = &tiles[current ^ 1];
             ahead.n = tile_end_of(tile_end) - tile_end;
@@ -649,12 +750,12 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
             else convert_tile<kDtype>(rows, n, head_dim, kbuf, vbuf);
             if (transpose) transpose_tile(rows, n, head_dim, kt);
             const float* k_transposed = transpose ? kt : nullptr;
-            attend_tile<PAGEDKV_DTYPE_F32>(rows, k_transposed, pos, n, blocks, num_blocks, head_dim, s, ahead);
+            attend_tile<PAGEDKV_DTYPE_F32>(rows, k_transposed, nullptr, pos, n, blocks, num_blocks, head_dim, s, ahead);
         } else if (paired) {
             if constexpr (kDtype == PAGEDKV_DTYPE_BF16)
-                attend_tile<kBf16Paired>(rows, nullptr, pos, n, blocks, num_blocks, head_dim, s, ahead);
+                attend_tile<kBf16Paired>(rows, nullptr, nullptr, pos, n, blocks, num_blocks, head_dim, s, ahead);
         } else {
-            attend_tile<kDtype>(rows, nullptr, pos, n, blocks, num_blocks, head_dim, s, ahead);
+            attend_tile<kDtype>(rows, nullptr, int_dot ? &int_q : nullptr, pos, n, blocks, num_blocks, head_dim, s, ahead);
         }
         current ^= 1;
         pos = tile_end;

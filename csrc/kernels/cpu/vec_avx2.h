@@ -101,6 +101,29 @@ struct Vec {
         return _mm256_cvtph_ps(_mm_or_si128(sign, rest));
     }
     static float f16_scalar(uint16_t h) { return _cvtsh_ss(h); }
+
+    // Integer dot products of one 32-dim group of K codes with 32 int8 codes of q (attend_impl.h
+    // quantizes q once per call where kInt8Dot): 8 lanes of partial sums, as f32. No lane
+    // saturates: pairs of |k| <= 128 times |q| <= 127 stay below 2^15 in maddubs.
+    static constexpr bool kInt8Dot = true;
+    using ireg = __m256i;
+    static ireg load_codes_s8(const uint8_t* p) { return _mm256_loadu_si256((const __m256i*)p); }
+    // 16 bytes of 4-bit codes (byte i: dim i low, dim i + 16 high) as 32 bytes in dim order, 0..15.
+    static ireg load_codes_u4(const uint8_t* p) {
+        const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)p));
+        const __m256i high = _mm256_srli_epi16(both, 4);
+        return _mm256_and_si256(_mm256_blend_epi32(both, high, 0xf0), _mm256_set1_epi8(15));
+    }
+    // sum k q with k signed: |k| (unsigned) times q with k's sign.
+    static reg dot_s8(ireg k, ireg q) {
+        const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(k), _mm256_sign_epi8(q, k));
+        return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+    }
+    // sum (u - 8) q for 4-bit codes u stored + 8: sum u q, less 8 sum q spread over the 8 lanes.
+    static reg dot_u4(ireg u, ireg q, int32_t q_sum) {
+        const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(u, q), _mm256_set1_epi16(1));
+        return _mm256_cvtepi32_ps(_mm256_sub_epi32(sums, _mm256_set1_epi32(q_sum)));
+    }
     static reg load_bf16(const uint16_t* p) {
         __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p));
         return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
