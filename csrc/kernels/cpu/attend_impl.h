@@ -249,14 +249,14 @@ PAGEDKV_INLINE void pv_quant_row(const float* p, const void* v, const void* v_sc
 // 32-dim group a scale max|q| / 127 and the codes' sum (for 4-bit K stored + 8). Rounding q adds
 // at most scale / 2 per dim to it, the same order as K's own rounding.
 struct QuantizedQ {
-    const float* scales;   // [row][group]
-    const int32_t* sums;   // [row][group]
+    const float* scales;  // [row][group]
+    const float* sums;    // [row][group], exact integers (|sum| <= 32 * 127); f32 like the scratch
     const int8_t* codes;   // [row][head_dim]
 };
 
 // Quantizes `count` rows of q (stride head_dim) into the buffers; non-finite groups get a NaN
 // scale and zero codes, so their scores are NaN as in the f32 path.
-inline void quantize_q_rows(const float* q, int32_t count, int32_t head_dim, float* scales, int32_t* sums,
+inline void quantize_q_rows(const float* q, int32_t count, int32_t head_dim, float* scales, float* sums,
                             int8_t* codes) {
     const int32_t groups = head_dim / kGroup;
     for (int32_t r = 0; r < count; ++r)
@@ -280,7 +280,7 @@ inline void quantize_q_rows(const float* q, int32_t count, int32_t head_dim, flo
                 sum += int32_t(c);
             }
             scales[r * groups + g] = scale;
-            sums[r * groups + g] = sum;
+            sums[r * groups + g] = float(sum);
         }
 }
 
@@ -300,7 +300,7 @@ PAGEDKV_INLINE void qk_int_tile(const QuantizedQ& q, const void* const* k, const
                 for (int r = 0; r < R; ++r) {
                     const auto qv = V::load_codes_s8(reinterpret_cast<const uint8_t*>(q.codes) +
                                                        int64_t(r) * head_dim + g * kGroup);
-                    const reg dot = kBits == 8 ? V::dot_s8(codes, qv) : V::dot_u4(codes, qv, q.sums[r * groups + g]);
+                    const reg dot = kBits == 8 ? V::dot_s8(codes, qv) : V::dot_u4(codes, qv, int32_t(q.sums[r * groups + g]));
                     acc[r * C + c] = V::fma(dot, V::mul(ks, V::set1(q.scales[r * groups + g])), acc[r * C + c]);
                 }
             }
@@ -714,7 +714,7 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
     if (int_dot) {  // into the K-transpose scratch, unused by the direct path
         const int32_t groups = head_dim / kGroup;
         float* scales = kt;
-        int32_t* sums = reinterpret_cast<int32_t*>(scales + total_rows * groups);
+        float* sums = scales + total_rows * groups;
         int8_t* codes = reinterpret_cast<int8_t*>(sums + total_rows * groups);
         int_q = {scales, sums, codes};
         for (int32_t b = 0, row = 0; b < num_blocks; row += blocks[b].rows, ++b)
