@@ -118,6 +118,10 @@ class CliTest {
             "remote scheme    | replay --remote http://x:1  | --remote needs redis://HOST:PORT[,HOST:PORT...], got 'http://x:1'",
             "namespace alone  | replay --namespace m        | --namespace names who shares the disk and Redis tiers",
             "tiers, no reuse  | replay --no-reuse --host-tier 1MiB | the tiers serve the run with reuse; --no-reuse makes none",
+            "score one token  | replay --score-tokens 1    | --score-tokens must be 0 or in [2, 16384] (the cache's tokens: --pages x --page-size), got 1",
+            "score negative   | replay --score-tokens -5   | --score-tokens must be 0 or in [2, 16384]",
+            "score past cache | replay --pages 4 --score-tokens 65 | --score-tokens must be 0 or in [2, 64] (the cache's tokens",
+            "score not a number | replay --score-tokens many | --score-tokens needs an integer, got 'many'",
     })
     void badUsageExitsWith2(String name, String args, String expected) {
         Outcome o = cli(args.trim().split("\\s+"));
@@ -190,7 +194,7 @@ class CliTest {
         for (String option : List.of("--batch", "--max-new-tokens", "--temperature", "--top-k", "--top-p",
                 "--repetition-penalty", "--seed", "--disallow", "--page-size", "--pages", "--kv-dtype", "--kv-hadamard", "--device",
                 "--schedule", "--aging-bound", "--kv-events", "--kv-events-topic", "--no-reuse", "--verify",
-                "--tolerance", "--json", "--debug")) {
+                "--tolerance", "--score-tokens", "--json", "--debug")) {
             assertTrue(help.out().contains(option), option + " in:\n" + help.out());
         }
         for (String heading : List.of("Workload:", "Sampling", "Cache:", "Scheduling:", "KV events", "Runs and output:", "Exit status")) {
@@ -343,5 +347,26 @@ class CliTest {
             assertTrue(o.err().contains("verification FAILED"), o.err());
             assertTrue(o.out().contains("FAILED"), o.out());
         }
+    }
+
+    @Test
+    void scoreTokensReportsTheStreamsNllInTheJsonSummary() throws IOException {
+        Path file = trace("{\"text\": \"hello\", \"max_new_tokens\": 2}\n");
+        Outcome o = cli("replay", "--json", "--no-reuse", "--kv-dtype", "q4", "--kv-hadamard", "--score-tokens", "300", file.toString());
+        assertEquals(0, o.status(), o.err());
+        JsonNode score = jsonLines(o.out()).getLast().get("score");
+        assertEquals(299, score.get("positions").asLong(), o.out());
+        assertEquals(TokenScorer.REQUESTS, score.get("requests").asInt());
+        assertTrue(score.get("reused_positions").asLong() > 0, o.out());
+        double nll = score.get("mean_nll").asDouble();
+        double nllF32 = score.get("mean_nll_f32").asDouble();
+        assertTrue(nll > 0 && Math.abs(nll - nllF32) < 0.1, o.out());
+        assertTrue(score.get("max_logit_diff").asDouble() > 0, "q4 differs from f32 KV: " + o.out());
+        assertTrue(score.get("mean_logit_diff").asDouble() <= score.get("max_logit_diff").asDouble(), o.out());
+        double top1 = score.get("top1_agreement").asDouble();
+        assertTrue(top1 > 0.5 && top1 <= 1, o.out());
+        Outcome text = cli("replay", "--no-reuse", "--score-tokens", "40", file.toString());
+        assertEquals(0, text.status(), text.err());
+        assertTrue(text.out().contains("score: fixed stream of 39 positions in 8 requests"), text.out());
     }
 }

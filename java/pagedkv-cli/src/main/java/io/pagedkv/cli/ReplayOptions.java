@@ -189,6 +189,12 @@ final class ReplayOptions {
         @Option(names = "--tolerance", paramLabel = "X", description = "bound for --verify (default 1e-3 f32, 1e-2 f16, 5e-2 bf16)")
         Double tolerance;
 
+        @Option(names = "--score-tokens", paramLabel = "N",
+                description = "after the runs, score a fixed stream of N random tokens (fed as 8 requests that reuse each"
+                        + " other's pages): mean negative log-likelihood of each next token with this --kv-dtype and with"
+                        + " f32 KV, |logit difference| and top-1 agreement vs f32 KV (default 0: none)")
+        int scoreTokens;
+
         @Option(names = "--json", description = "one JSON object per request, then a summary object")
         boolean json;
     }
@@ -217,8 +223,13 @@ final class ReplayOptions {
                 : OptionValues.require(commandLine, "--tolerance", output.tolerance, output.tolerance >= 0, ">= 0");
         int agingBound = OptionValues.inRange(commandLine, "--aging-bound", scheduling.agingBound, 0, Integer.MAX_VALUE);
         String note = workload.model == null ? " (" + Tokenizer.VOCAB_SIZE + " tokens: bytes 0-255, then the ChatML specials)" : "";
+        long capacity = (long) pages * pageSize;
+        int scoreTokens = output.scoreTokens == 0 ? 0
+                : (int) OptionValues.require(commandLine, "--score-tokens", output.scoreTokens,
+                        output.scoreTokens >= 2 && output.scoreTokens <= capacity,
+                        "0 or in [2, " + capacity + "] (the cache's tokens: --pages x --page-size)");
         return new Replay.Options(cacheOptions, batch, sampling.toOptions(commandLine, model.vocab(), note), model, mode,
-                output.verify, tolerance, scheduling.schedule, agingBound, kvEventsOptions(commandLine, mode));
+                output.verify, tolerance, scheduling.schedule, agingBound, kvEventsOptions(commandLine, mode), scoreTokens);
     }
 
     /** --threads, checked. */

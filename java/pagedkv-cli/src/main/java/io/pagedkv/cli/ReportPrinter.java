@@ -8,6 +8,7 @@ import io.pagedkv.replay.JsonLines;
 import io.pagedkv.replay.Replay;
 import io.pagedkv.replay.RequestResult;
 import io.pagedkv.replay.RunResult;
+import io.pagedkv.replay.TokenScorer;
 import io.pagedkv.replay.Verifier;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -51,6 +52,10 @@ final class ReportPrinter {
         if (report.verify() != null) {
             out.println();
             out.println("verify: " + verifySentence(report.verify()) + (report.verify().ok() ? ": OK" : ": FAILED"));
+        }
+        if (report.score() != null) {
+            out.println();
+            out.println("score: " + scoreSentence(report.score()));
         }
     }
 
@@ -161,6 +166,14 @@ final class ReportPrinter {
                 v.positions(), v.requests(), v.maxAbsDiff(), where, v.meanAbsDiff(), v.top1Agreement(), v.tolerance());
     }
 
+    static String scoreSentence(TokenScorer.Result s) {
+        return String.format(Locale.ROOT,
+                "fixed stream of %d positions in %d requests (%d positions reused): mean NLL %.5f nats (f32 KV %.5f), "
+                        + "max |logit difference| vs f32 KV %.3g, mean %.3g, top-1 agreement %.4f",
+                s.positions(), TokenScorer.REQUESTS, s.reusedPositions(), s.meanNll(), s.meanNllF32(), s.maxAbsDiff(),
+                s.meanAbsDiff(), s.top1Agreement());
+    }
+
     private static double ratio(double slow, double fast) {
         return fast <= 0 ? Double.NaN : slow / fast;
     }
@@ -204,6 +217,19 @@ final class ReportPrinter {
         if (report.verify() != null) {
             JsonLines.number(g, "max_logit_diff", report.verify().maxAbsDiff());
             JsonLines.number(g, "top1_agreement", report.verify().top1Agreement());
+        }
+        if (report.score() != null) {
+            TokenScorer.Result s = report.score();
+            g.writeObjectFieldStart("score");
+            g.writeNumberField("positions", s.positions());
+            g.writeNumberField("requests", TokenScorer.REQUESTS);
+            g.writeNumberField("reused_positions", s.reusedPositions());
+            JsonLines.number(g, "mean_nll", s.meanNll());
+            JsonLines.number(g, "mean_nll_f32", s.meanNllF32());
+            JsonLines.number(g, "max_logit_diff", s.maxAbsDiff());
+            JsonLines.number(g, "mean_logit_diff", s.meanAbsDiff());
+            JsonLines.number(g, "top1_agreement", s.top1Agreement());
+            g.writeEndObject();
         }
         g.writeObjectFieldStart("config");
         g.writeNumberField("page_size", o.cache().pageSize());

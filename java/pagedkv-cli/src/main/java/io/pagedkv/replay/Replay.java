@@ -54,10 +54,11 @@ public final class Replay {
      *                   is made too, for the comparison
      * @param agingBound LPM: later requests admitted ahead of a waiting one before it goes regardless
      * @param kvEvents   where the first run with reuse publishes its KV events, or null
+     * @param scoreTokens length of the fixed stream {@link TokenScorer} scores after the runs; 0 = none
      */
     public record Options(CacheOptions cache, int batch, SamplingOptions sampling, Model model, Mode mode,
                           boolean verify, double tolerance, SchedulePolicy schedule, int agingBound,
-                          KvEventsOptions kvEvents) {
+                          KvEventsOptions kvEvents, int scoreTokens) {
         public Options {
             Objects.requireNonNull(cache);
             Objects.requireNonNull(sampling);
@@ -66,6 +67,14 @@ public final class Replay {
             Objects.requireNonNull(schedule);
             if (batch < 1) throw new IllegalArgumentException("batch must be >= 1");
             if (agingBound < 0) throw new IllegalArgumentException("agingBound must be >= 0");
+            if (scoreTokens < 0 || scoreTokens == 1) throw new IllegalArgumentException("scoreTokens must be 0 or >= 2");
+        }
+
+        /** No token stream scored. */
+        public Options(CacheOptions cache, int batch, SamplingOptions sampling, Model model, Mode mode,
+                       boolean verify, double tolerance, SchedulePolicy schedule, int agingBound,
+                       KvEventsOptions kvEvents) {
+            this(cache, batch, sampling, model, mode, verify, tolerance, schedule, agingBound, kvEvents, 0);
         }
 
         /** FCFS, no events. */
@@ -91,9 +100,10 @@ public final class Replay {
      * @param verify   the verification, or null
      * @param fcfs     with an LPM schedule: the same run with reuse in FCFS order, or null
      * @param events   what the KV-event publisher of the run with reuse did, or null
+     * @param score    the fixed token stream's scores, or null
      */
     public record Report(String workload, List<Request> requests, Options options, RunResult reuse, RunResult noReuse,
-                         Verifier.Result verify, RunResult fcfs, KvEventPublisher.Stats events) {
+                         Verifier.Result verify, RunResult fcfs, KvEventPublisher.Stats events, TokenScorer.Result score) {
         /** The run reported per request: with reuse when made, else without. */
         public RunResult primary() {
             return reuse != null ? reuse : noReuse;
@@ -173,7 +183,13 @@ public final class Replay {
             }
             phaseDone(listener);
         }
-        return new Report(workload, requests, options, reuse, noReuse, check, fcfs, events[0]);
+        TokenScorer.Result score = null;
+        if (options.scoreTokens() > 0) {
+            phase(listener, "score");
+            score = TokenScorer.score(model, options.cache(), TokenScorer.stream(options.scoreTokens(), model.vocab()));
+            phaseDone(listener);
+        }
+        return new Report(workload, requests, options, reuse, noReuse, check, fcfs, events[0], score);
     }
 
     /** One run; with {@code events} non-null and KV events asked for, publishes them and keeps the stats. */
