@@ -79,6 +79,7 @@ struct QuantTile {
                       kTileKv * V_ROW_PIECES % kTileThreads == 0,
                   "a tile's pieces must spread evenly over the threads");
     static constexpr bool FP8 = FORMAT == PAGEDKV_DTYPE_FP8_E4M3;
+    static_assert(kTileThreads == 2 * kTileKv, "FP8: threads [0, 64) take K's column scales, [64, 128) V's");
 
     uint4 k_codes[K_PIECES], v_codes[V_PIECES];
     uint16_t k_scales[K_PIECES], v_scales[V_PIECES];  // group formats: each piece's fp16 scale (0: empty row)

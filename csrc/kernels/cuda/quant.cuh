@@ -106,18 +106,20 @@ __device__ __forceinline__ float hadamard32_lanes(float x, int lane) {
     return x * kHadamard32Norm;
 }
 
-// The same transform of 32 values held by one thread (quant/hadamard.h's loop, unrolled).
+// The same transform of 32 values held by one thread: quant/hadamard.h's stages, each stage's 16
+// disjoint pairs (lo, lo + half) in constant positions, so the values stay in registers.
 __device__ __forceinline__ void hadamard32_registers(float (&x)[32]) {
 #pragma unroll
-    for (int half = 1; half < 32; half *= 2)
+    for (int stage = 0; stage < 5; ++stage) {
+        const int half = 1 << stage;
 #pragma unroll
-        for (int i = 0; i < 32; i += 2 * half)
-#pragma unroll
-            for (int j = i; j < i + half; ++j) {
-                const float a = x[j], b = x[j + half];
-                x[j] = a + b;
-                x[j + half] = a - b;
-            }
+        for (int pair = 0; pair < 16; ++pair) {
+            const int lo = (pair / half) * 2 * half + pair % half;
+            const float a = x[lo], b = x[lo + half];
+            x[lo] = a + b;
+            x[lo + half] = a - b;
+        }
+    }
 #pragma unroll
     for (int i = 0; i < 32; ++i) x[i] *= kHadamard32Norm;
 }
