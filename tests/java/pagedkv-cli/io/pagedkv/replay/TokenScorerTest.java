@@ -54,8 +54,9 @@ class TokenScorerTest {
     @ParameterizedTest(name = "{0} tokens, page size {1}")
     @CsvSource({"2, 16", "37, 16", "300, 7", "1000, 16"})
     void f32ScoringEqualsAnIndependentRecomputeAndMatchesItself(int length, int pageSize) {
-        int[] stream = TokenScorer.stream(length, MODEL.vocab());
-        TokenScorer.Result r = TokenScorer.score(MODEL, CacheOptions.defaults(pageSize, KvDtype.F32, Device.cpu()), stream);
+        CacheOptions f32 = CacheOptions.defaults(pageSize, KvDtype.F32, Device.cpu());
+        int[] stream = TokenScorer.sample(MODEL, f32, length);
+        TokenScorer.Result r = TokenScorer.score(MODEL, f32, stream);
         assertEquals(length - 1, r.positions());
         double reference = referenceMeanNll(stream, pageSize);
         assertEquals(reference, r.meanNllF32(), 1e-4);
@@ -68,18 +69,37 @@ class TokenScorerTest {
     }
 
     @Test
-    void theStreamIsFixedAndCoversTheVocabulary() {
-        int[] a = TokenScorer.stream(2000, MODEL.vocab());
-        int[] b = TokenScorer.stream(2000, MODEL.vocab());
+    void theSampledStreamIsFixedAndTheModelFindsItLikely() {
+        CacheOptions f32 = CacheOptions.defaults(16, KvDtype.F32, Device.cpu());
+        int[] a = TokenScorer.sample(MODEL, f32, 600);
+        int[] b = TokenScorer.sample(MODEL, f32, 600);
         assertEquals(java.util.Arrays.toString(a), java.util.Arrays.toString(b));
-        long distinct = java.util.Arrays.stream(a).distinct().count();
-        assertTrue(distinct > MODEL.vocab() * 0.9, "distinct tokens " + distinct);
         for (int t : a) assertTrue(t >= 0 && t < MODEL.vocab());
+        // Drawn from the model's own softmax, the stream costs the model its entropy, well under
+        // guessing (ln vocab); a uniformly random stream costs more than guessing.
+        double sampled = TokenScorer.score(MODEL, f32, a).meanNllF32();
+        int[] uniform = new int[a.length];
+        SplitMix64 rng = new SplitMix64(1);
+        for (int i = 0; i < uniform.length; i++) uniform[i] = (int) ((rng.nextLong() >>> 1) % MODEL.vocab());
+        double random = TokenScorer.score(MODEL, f32, uniform).meanNllF32();
+        assertTrue(sampled < Math.log(MODEL.vocab()), "sampled " + sampled + " vs ln vocab " + Math.log(MODEL.vocab()));
+        assertTrue(sampled < random - 1, "sampled " + sampled + " vs uniform " + random);
+    }
+
+    @Test
+    void drawingFollowsTheSoftmax() {
+        float[] logits = {0f, (float) Math.log(3), Float.NEGATIVE_INFINITY, 0f};  // p = 0.2, 0.6, 0, 0.2
+        assertEquals(0, TokenScorer.drawFromSoftmax(logits, 0.0));
+        assertEquals(0, TokenScorer.drawFromSoftmax(logits, 0.199));
+        assertEquals(1, TokenScorer.drawFromSoftmax(logits, 0.201));
+        assertEquals(1, TokenScorer.drawFromSoftmax(logits, 0.799));
+        assertEquals(3, TokenScorer.drawFromSoftmax(logits, 0.801));
+        assertEquals(3, TokenScorer.drawFromSoftmax(logits, Math.nextDown(1.0)));
     }
 
     @Test
     void quantizedFormatsStayNearF32AndQ8BeatsQ4() {
-        int[] stream = TokenScorer.stream(1200, MODEL.vocab());
+        int[] stream = TokenScorer.sample(MODEL, CacheOptions.defaults(16, KvDtype.F32, Device.cpu()), 1200);
         TokenScorer.Result q8 = TokenScorer.score(MODEL, CacheOptions.defaults(16, KvDtype.Q8, Device.cpu()), stream);
         TokenScorer.Result q4 = TokenScorer.score(MODEL, CacheOptions.defaults(16, KvDtype.Q4, Device.cpu()), stream);
         TokenScorer.Result fp8 = TokenScorer.score(MODEL, CacheOptions.defaults(16, KvDtype.FP8_E4M3, Device.cpu()), stream);
@@ -99,8 +119,10 @@ class TokenScorerTest {
     void misuseIsRefused() {
         CacheOptions small = new CacheOptions(16, 4, KvDtype.F32, Device.cpu());
         assertThrows(IllegalArgumentException.class, () -> TokenScorer.score(MODEL, small, new int[] {1}));
-        assertThrows(IllegalArgumentException.class, () -> TokenScorer.score(MODEL, small, TokenScorer.stream(65, MODEL.vocab())));
-        assertEquals(63, TokenScorer.score(MODEL, small, TokenScorer.stream(64, MODEL.vocab())).positions());
+        assertThrows(IllegalArgumentException.class, () -> TokenScorer.sample(MODEL, small, 65));
+        assertThrows(IllegalArgumentException.class, () -> TokenScorer.score(MODEL, small, new int[65]));
+        assertThrows(IllegalArgumentException.class, () -> TokenScorer.sample(MODEL, small, 0));
+        assertEquals(63, TokenScorer.score(MODEL, small, TokenScorer.sample(MODEL, small, 64)).positions());
         assertThrows(IllegalArgumentException.class, () -> new Replay.Options(small, 1, SamplingOptions.GREEDY, MODEL,
                 Replay.Mode.COMPARE, false, Double.NaN, SchedulePolicy.FCFS, 0, null, 1));
     }

@@ -190,7 +190,7 @@ final class ReplayOptions {
         Double tolerance;
 
         @Option(names = "--score-tokens", paramLabel = "N",
-                description = "after the runs, score a fixed stream of N random tokens (fed as 8 requests that reuse each"
+                description = "after the runs, score a fixed stream of N tokens the model samples itself with f32 KV (fed as 8 requests that reuse each"
                         + " other's pages): mean negative log-likelihood of each next token with this --kv-dtype and with"
                         + " f32 KV, |logit difference| and top-1 agreement vs f32 KV (default 0: none)")
         int scoreTokens;

@@ -186,7 +186,8 @@ public final class Replay {
         TokenScorer.Result score = null;
         if (options.scoreTokens() > 0) {
             phase(listener, "score");
-            score = TokenScorer.score(model, options.cache(), TokenScorer.stream(options.scoreTokens(), model.vocab()));
+            score = TokenScorer.score(model, options.cache(),
+                    TokenScorer.sample(model, options.cache(), options.scoreTokens()));
             phaseDone(listener);
         }
         return new Report(workload, requests, options, reuse, noReuse, check, fcfs, events[0], score);

@@ -51,12 +51,58 @@ public final class TokenScorer {
 
     private TokenScorer() {}
 
-    /** The fixed stream: {@code length} tokens drawn uniformly from {@code [0, vocab)} by SplitMix64. */
-    public static int[] stream(int length, int vocab) {
+    /**
+     * The fixed stream: {@code length} tokens the model writes itself with f32 KV, each drawn from
+     * its softmax at temperature 1 by SplitMix64 from {@link #STREAM_SEED} (the first uniformly).
+     * Text the model finds likely, as real text is for a trained model: its mean NLL is the model's
+     * own entropy, and a KV format's excess over f32 is what the format costs. (A uniformly random
+     * stream would score worse than guessing under any format and hide the differences.)
+     *
+     * @throws IllegalArgumentException if {@code length} is not positive or exceeds the cache's
+     *                                  capacity in tokens
+     */
+    public static int[] sample(Model model, CacheOptions cache, int length) {
+        if (length < 1) throw new IllegalArgumentException("a sampled stream needs at least 1 token");
+        requireFits(cache, length);
         SplitMix64 rng = new SplitMix64(STREAM_SEED);
         int[] tokens = new int[length];
-        for (int i = 0; i < length; i++) tokens[i] = (int) ((rng.nextLong() >>> 1) % vocab);
+        tokens[0] = (int) ((rng.nextLong() >>> 1) % model.vocab());
+        CacheOptions f32 = new CacheOptions(cache.pageSize(), cache.pages(), KvDtype.F32, cache.device(), false);
+        try (PagedKvCache kv = f32.build(model, false);
+             PagedKvAttention attention = new PagedKvAttention(kv, model.heads());
+             Sequence seq = kv.createSequence(new int[] {tokens[0]})) {
+            float[] logits = step(model, kv, attention, seq, new int[] {tokens[0]}, 0,
+                    PagedKvAttention.Kernel.PREFILL)[0];
+            for (int i = 1; i < length; i++) {
+                tokens[i] = drawFromSoftmax(logits, rng.nextDouble());
+                if (i + 1 == length) break;
+                seq.append(tokens[i]);
+                logits = step(model, kv, attention, seq, new int[] {tokens[i]}, i, PagedKvAttention.Kernel.DECODE)[0];
+            }
+        }
         return tokens;
+    }
+
+    /** The token whose cumulative softmax probability first exceeds {@code u} in [0, 1). */
+    static int drawFromSoftmax(float[] logits, double u) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (float v : logits) max = Math.max(max, v);
+        double sum = 0;
+        for (float v : logits) sum += Math.exp(v - max);
+        double target = u * sum, cumulative = 0;
+        for (int t = 0; t < logits.length; t++) {
+            cumulative += Math.exp(logits[t] - max);
+            if (cumulative > target) return t;
+        }
+        return logits.length - 1;  // u * sum rounded up past the last cumulative sum
+    }
+
+    private static void requireFits(CacheOptions cache, int length) {
+        long capacity = (long) cache.pages() * cache.pageSize();
+        if (length > capacity) {
+            throw new IllegalArgumentException("a stream of " + length + " tokens does not fit the cache's "
+                    + capacity + " tokens (--pages x --page-size)");
+        }
     }
 
     /**
@@ -68,11 +114,7 @@ public final class TokenScorer {
      */
     public static Result score(Model model, CacheOptions cache, int[] stream) {
         if (stream.length < 2) throw new IllegalArgumentException("a scored stream needs at least 2 tokens");
-        long capacity = (long) cache.pages() * cache.pageSize();
-        if (stream.length > capacity) {
-            throw new IllegalArgumentException("a stream of " + stream.length + " tokens does not fit the cache's "
-                    + capacity + " tokens (--pages x --page-size)");
-        }
+        requireFits(cache, stream.length);
         CacheOptions tested = new CacheOptions(cache.pageSize(), cache.pages(), cache.kvDtype(), cache.device(),
                 cache.hadamard());
         CacheOptions reference = tested.withKvDtype(KvDtype.F32);
@@ -139,24 +181,35 @@ public final class TokenScorer {
         int computed = (int) seq.numComputed();
         int n = prompt.length - computed;
         int[] tokens = Arrays.copyOfRange(prompt, computed, prompt.length);
+        float[][] logits = step(model, cache, attention, seq, tokens, computed, PagedKvAttention.Kernel.PREFILL);
+        float[][] out = new float[prompt.length][];
+        System.arraycopy(logits, 0, out, computed, n);
+        return out;
+    }
+
+    /**
+     * Runs {@code tokens} at positions {@code first..} of {@code seq} (already appended) in one
+     * batch with {@code kernel}, commits, and returns the logits after each of them.
+     */
+    private static float[][] step(Model model, PagedKvCache cache, PagedKvAttention attention, Sequence seq,
+                                  int[] tokens, int first, PagedKvAttention.Kernel kernel) {
+        int n = tokens.length;
         int[] positions = new int[n];
         int[] rows = new int[n];
         for (int i = 0; i < n; i++) {
-            positions[i] = computed + i;
+            positions[i] = first + i;
             rows[i] = i;
         }
-        float[][] logits;
         try (Batch batch = cache.batch(List.of(seq))) {
-            attention.bind(batch, PagedKvAttention.Kernel.PREFILL);
+            attention.bind(batch, kernel);
+            float[][] logits;
             try {
                 logits = model.forward(tokens, positions, rows, attention);
             } finally {
                 attention.unbind();
             }
             batch.commit();
+            return logits;
         }
-        float[][] out = new float[prompt.length][];
-        System.arraycopy(logits, 0, out, computed, n);
-        return out;
     }
 }
