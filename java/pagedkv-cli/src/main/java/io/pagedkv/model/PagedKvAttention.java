@@ -20,7 +20,8 @@ import java.util.List;
  * the largest step and are reused.
  *
  * <p>A bound batch serves one step: {@link #bind} it after building it, {@link #unbind()} before
- * committing it (a committed batch is stale, and the sequences change right after).
+ * committing it (a committed batch is stale, and the sequences change right after);
+ * {@link #forward(Model, Batch, Kernel, int[], int[], int[])} does both around one pass.
  *
  * <p>Confined to the thread that created it.
  */
@@ -72,6 +73,21 @@ public final class PagedKvAttention implements Attention, AutoCloseable {
     public void unbind() {
         this.batch = null;
         this.kernel = null;
+    }
+
+    /**
+     * One forward pass of {@code model} over {@code stepBatch} with {@code stepKernel}: binds the
+     * batch, runs the pass and unbinds even when it fails, so the caller can commit or close the
+     * batch right after.
+     */
+    public float[][] forward(Model model, Batch stepBatch, Kernel stepKernel, int[] tokens, int[] positions,
+                             int[] logitRows) {
+        bind(stepBatch, stepKernel);
+        try {
+            return model.forward(tokens, positions, logitRows, this);
+        } finally {
+            unbind();
+        }
     }
 
     /** How many layer calls each kernel served (for reports and tests). */

@@ -77,13 +77,7 @@ public final class SequenceRunner implements AutoCloseable {
 
     private float[][] step(Sequence seq, int[] tokens, int[] positions, int[] rows, PagedKvAttention.Kernel kernel) {
         try (Batch batch = cache.batch(seq)) {
-            attention.bind(batch, kernel);
-            float[][] logits;
-            try {
-                logits = model.forward(tokens, positions, rows, attention);
-            } finally {
-                attention.unbind();
-            }
+            float[][] logits = attention.forward(model, batch, kernel, tokens, positions, rows);
             batch.commit();
             return logits;
         }

@@ -317,12 +317,7 @@ public final class Scheduler {
             }
             PagedKvAttention.Kernel kernel = batch.sharedPrefixPages() > 0 ? PagedKvAttention.Kernel.CASCADE
                     : PagedKvAttention.Kernel.PREFILL;
-            attention.bind(batch, kernel);
-            try {
-                logits = model.forward(tokens, positions, rows.toArray(), attention);
-            } finally {
-                attention.unbind();
-            }
+            logits = attention.forward(model, batch, kernel, tokens, positions, rows.toArray());
             batch.commit(); // the batch is stale from here: nothing uses it before it is closed
             rowOwner = owners.toArray();
             countStep(kernel);
@@ -358,12 +353,7 @@ public final class Scheduler {
             }
             PagedKvAttention.Kernel kernel = batch.sharedPrefixPages() > 0 ? PagedKvAttention.Kernel.CASCADE
                     : PagedKvAttention.Kernel.DECODE;
-            attention.bind(batch, kernel);
-            try {
-                logits = model.forward(tokens, positions, rows, attention);
-            } finally {
-                attention.unbind();
-            }
+            logits = attention.forward(model, batch, kernel, tokens, positions, rows);
             batch.commit(); // the batch is stale from here: nothing uses it before it is closed
             countStep(kernel);
         }

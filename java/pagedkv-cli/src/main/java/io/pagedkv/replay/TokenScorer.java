@@ -201,13 +201,7 @@ public final class TokenScorer {
             rows[i] = i;
         }
         try (Batch batch = cache.batch(List.of(seq))) {
-            attention.bind(batch, kernel);
-            float[][] logits;
-            try {
-                logits = model.forward(tokens, positions, rows, attention);
-            } finally {
-                attention.unbind();
-            }
+            float[][] logits = attention.forward(model, batch, kernel, tokens, positions, rows);
             batch.commit();
             return logits;
         }

@@ -139,12 +139,7 @@ public final class Verifier {
                 throw new IllegalStateException("the verification cache reused " + seq.numCached() + " tokens; it must not");
             }
             try (Batch batch = scratch.batch(List.of(seq))) {
-                attention.bind(batch, PagedKvAttention.Kernel.PREFILL);
-                try {
-                    return model.forward(tokens, positions, rows, attention);
-                } finally {
-                    attention.unbind();
-                }
+                return attention.forward(model, batch, PagedKvAttention.Kernel.PREFILL, tokens, positions, rows);
             }
         }
     }
