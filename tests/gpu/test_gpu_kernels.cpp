@@ -17,6 +17,7 @@
 
 #include "common/error.h"
 #include "device/cuda_device.h"
+#include "gpu_c_api_scenario.h"
 #include "gpu_fixture.h"
 #include "kernel_fixture.h"
 #include "pagedkv.h"
@@ -433,132 +434,12 @@ TEST(gpu_device_helpers_report_errors) {
     check_attention(c, 77);
 }
 
-// ---- the public C API, end to end -----------------------------------------------------------------
+// ---- the public C API, end to end ----------------------------------------------------------------
 
-// A CUDA cache through the C API: K/V written by pagedkv_write_kv from f32, a second prompt reusing
-// the first one's prefix, then prefill, decode and cascade attention compared with the reference
-// on a host copy of the pool and the batch's host arrays.
 TEST(gpu_c_api_end_to_end) {
-    constexpr int32_t kLayers = 2, kKvHeads = 2, kHeadDim = 128, kPageSize = 16, kQoHeads = 8;
-    pagedkv_cache_config config{};
-    config.struct_size = sizeof config;
-    config.num_layers = kLayers;
-    config.num_kv_heads = kKvHeads;
-    config.head_dim = kHeadDim;
-    config.page_size = kPageSize;
-    config.num_pages = 64;
-    config.kv_dtype = PAGEDKV_DTYPE_BF16;
-    config.device_type = PAGEDKV_DEVICE_CUDA;
-    pagedkv_cache* cache = nullptr;
-    REQUIRE(ok(pagedkv_cache_create(&config, &cache), "pagedkv_cache_create"));
-    pagedkv_cache_layout layout{};
-    layout.struct_size = sizeof layout;
-    REQUIRE(ok(pagedkv_cache_get_layout(cache, &layout), "pagedkv_cache_get_layout"));
-    std::mt19937 rng(2024);
-    pagedkv_attention_params params{};
-    params.struct_size = sizeof params;
-    params.num_qo_heads = kQoHeads;
-    params.q_dtype = params.out_dtype = PAGEDKV_DTYPE_F32;
-
-    // Device scratch through the C API; freed at the end of the test.
-    std::vector<void*> allocations;
-    auto device_copy = [&](const Tensor& host) -> void* {
-        void* ptr = nullptr;
-        if (!ok(pagedkv_device_alloc(cache, int64_t(host.bytes.size()), &ptr), "pagedkv_device_alloc")) return nullptr;
-        allocations.push_back(ptr);
-        ok(pagedkv_memcpy(cache, ptr, host.data(), int64_t(host.bytes.size()), PAGEDKV_COPY_HOST_TO_DEVICE),
-           "pagedkv_memcpy");
-        return ptr;
-    };
-    // Writes random K/V for the batch's query tokens into every layer; returns false on failure.
-    auto write_new_kv = [&](pagedkv_batch* batch, int64_t tokens) {
-        for (int32_t layer = 0; layer < kLayers; ++layer) {
-            Tensor k(PAGEDKV_DTYPE_F32, tokens * kKvHeads * kHeadDim), v(PAGEDKV_DTYPE_F32, tokens * kKvHeads * kHeadDim);
-            k.fill_random(rng, 1.0f);
-            v.fill_random(rng, 1.0f);
-            if (!ok(pagedkv_write_kv(cache, batch, layer, device_copy(k), device_copy(v), PAGEDKV_DTYPE_F32, &params),
-                    "pagedkv_write_kv"))
-                return false;
-        }
-        return true;
-    };
-    // Runs `kernel` on layer 1 and compares with the reference.
-    using CKernel = int32_t (*)(pagedkv_cache*, const pagedkv_batch*, int32_t, const pagedkv_attention_params*,
-                                const void*, void*, float*);
-    auto check_kernel = [&](const char* name, CKernel kernel, pagedkv_batch* batch) {
-        pagedkv_batch_info info{};
-        info.struct_size = sizeof info;
-        if (!ok(pagedkv_batch_get_info(batch, &info), "pagedkv_batch_get_info")) return;
-        const int64_t rows = info.num_qo_tokens * kQoHeads;
-        Tensor q(PAGEDKV_DTYPE_F32, rows * kHeadDim), want(PAGEDKV_DTYPE_F32, rows * kHeadDim);
-        Tensor want_lse(PAGEDKV_DTYPE_F32, rows), got(PAGEDKV_DTYPE_F32, rows * kHeadDim);
-        Tensor got_lse(PAGEDKV_DTYPE_F32, rows);
-        q.fill_random(rng, 2.5f);
-        got.fill_nan();
-        got_lse.fill_nan();
-        void* dq = device_copy(q);
-        void* dout = device_copy(got);
-        void* dlse = device_copy(got_lse);
-        CHECK(ok(kernel(cache, batch, 1, &params, dq, dout, static_cast<float*>(dlse)), name));
-        CHECK(ok(pagedkv_synchronize(cache), "pagedkv_synchronize"));
-        ok(pagedkv_memcpy(cache, got.data(), dout, int64_t(got.bytes.size()), PAGEDKV_COPY_DEVICE_TO_HOST), "memcpy");
-        ok(pagedkv_memcpy(cache, got_lse.data(), dlse, rows * 4, PAGEDKV_COPY_DEVICE_TO_HOST), "memcpy");
-        Tensor pool(PAGEDKV_DTYPE_BF16, layout.pool_bytes / 2);
-        ok(pagedkv_memcpy(cache, pool.data(), layout.pool_base, layout.pool_bytes, PAGEDKV_COPY_DEVICE_TO_HOST), "memcpy");
-        const PagedLayer host_layer{pool.data(), layout.page_stride, layout.slab_stride, 1, kPageSize, kKvHeads,
-                                    kHeadDim, PAGEDKV_DTYPE_BF16};
-        const BatchArrays host_batch{info.num_seqs,  info.num_pages, info.shared_prefix_pages, info.num_qo_tokens,
-                                     info.max_kv_len, info.max_qo_len, info.kv_indptr, info.kv_page_indices,
-                                     info.kv_last_page_len, info.qo_indptr, info.slot_mapping, info.kv_len};
-        const AttentionOptions options{kQoHeads, 1.0f / std::sqrt(float(kHeadDim)), PAGEDKV_DTYPE_F32,
-                                       PAGEDKV_DTYPE_F32, 0, 0, nullptr};
-        reference::attention(host_layer, host_batch, options, q.data(), want.data(), static_cast<float*>(want_lse.data()));
-        const double tolerance = tolerance_for_kv(PAGEDKV_DTYPE_BF16, PAGEDKV_DTYPE_F32);
-        CHECK(close(std::string(name) + " (C API) out", got, want, tolerance));
-        CHECK(close(std::string(name) + " (C API) lse", got_lse, want_lse, tolerance));
-    };
-
-    std::vector<int32_t> prompt_a(50), prompt_b(45);
-    for (auto& token : prompt_a) token = int32_t(rng() % 1000);
-    std::copy_n(prompt_a.begin(), 40, prompt_b.begin());
-    for (size_t i = 40; i < prompt_b.size(); ++i) prompt_b[i] = 1000 + int32_t(i);
-    int64_t seq_a = 0, seq_b = 0, cached_a = -1, cached_b = -1;
-    REQUIRE(ok(pagedkv_sequence_create(cache, prompt_a.data(), int64_t(prompt_a.size()), nullptr, 0, &seq_a, &cached_a),
-               "pagedkv_sequence_create"));
-    CHECK_EQ(cached_a, int64_t(0));
-    pagedkv_batch* batch = nullptr;
-    REQUIRE(ok(pagedkv_batch_create(cache, &seq_a, 1, &batch), "pagedkv_batch_create"));
-    REQUIRE(write_new_kv(batch, 50));
-    check_kernel("prefill", pagedkv_prefill_attention, batch);
-    REQUIRE(ok(pagedkv_batch_commit(cache, batch), "pagedkv_batch_commit"));
-    pagedkv_batch_destroy(batch);
-
-    REQUIRE(ok(pagedkv_sequence_create(cache, prompt_b.data(), int64_t(prompt_b.size()), nullptr, 0, &seq_b, &cached_b),
-               "pagedkv_sequence_create"));
-    CHECK(cached_b >= 32);  // at least the two full shared pages
-    REQUIRE(ok(pagedkv_batch_create(cache, &seq_b, 1, &batch), "pagedkv_batch_create"));
-    REQUIRE(write_new_kv(batch, int64_t(prompt_b.size()) - cached_b));
-    check_kernel("extend", pagedkv_prefill_attention, batch);
-    REQUIRE(ok(pagedkv_batch_commit(cache, batch), "pagedkv_batch_commit"));
-    pagedkv_batch_destroy(batch);
-
-    // One decode step for both: they share two full pages.
-    const int32_t next_token = 7;
-    REQUIRE(ok(pagedkv_sequence_append(cache, seq_a, &next_token, 1), "pagedkv_sequence_append"));
-    REQUIRE(ok(pagedkv_sequence_append(cache, seq_b, &next_token, 1), "pagedkv_sequence_append"));
-    const int64_t both[2] = {seq_a, seq_b};
-    REQUIRE(ok(pagedkv_batch_create(cache, both, 2, &batch), "pagedkv_batch_create"));
-    pagedkv_batch_info info{};
-    info.struct_size = sizeof info;
-    REQUIRE(ok(pagedkv_batch_get_info(batch, &info), "pagedkv_batch_get_info"));
-    CHECK(info.shared_prefix_pages >= 2);
-    REQUIRE(write_new_kv(batch, 2));
-    check_kernel("decode", pagedkv_decode_attention, batch);
-    check_kernel("cascade", pagedkv_cascade_attention, batch);
-    pagedkv_batch_destroy(batch);
-
-    for (void* ptr : allocations) pagedkv_device_free(cache, ptr);
-    CHECK(ok(pagedkv_cache_destroy(cache), "pagedkv_cache_destroy"));
+    for (const KvFormat& format : {KvFormat{"f32", PAGEDKV_DTYPE_F32, false}, KvFormat{"f16", PAGEDKV_DTYPE_F16, false},
+                                   KvFormat{"bf16", PAGEDKV_DTYPE_BF16, false}})
+        check_c_api_end_to_end(format, tolerance_for_kv(format.dtype, PAGEDKV_DTYPE_F32));
 }
 
 }  // namespace
