@@ -69,7 +69,7 @@ __attribute__((target("avx512f"))) int64_t fma_loop_avx512(int64_t iterations) {
 
 int64_t fma_loop(int64_t iterations) {
 #if defined(__x86_64__)
-    if (cpu::active_isa() == cpu::Isa::avx512) return fma_loop_avx512(iterations);
+    if (cpu::active_isa() >= cpu::Isa::avx512) return fma_loop_avx512(iterations);
     if (cpu::active_isa() == cpu::Isa::avx2) return fma_loop_avx2(iterations);
 #endif
     float a = 0.5f;

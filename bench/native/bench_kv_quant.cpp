@@ -4,6 +4,9 @@
 // layer: 32 query heads, 8 KV heads, head dim 128, 16-token pages; the pages of a step are spread
 // over the pool (shuffled), and each step reads more KV than the last-level cache holds.
 //
+// Then, on a CPU with AVX512_BF16 + AVX512_VNNI, the native dot products (vdpbf16ps for bf16 K,
+// vpdpbusd for integer codes) against the same AVX-512 kernels converting to f32 and using FMAs.
+//
 //   bench_kv_quant [threads] [context]      (defaults: all cores, 32768)
 #include <algorithm>
 #include <cmath>
@@ -134,6 +137,33 @@ int main(int argc, char** argv) {
                         double(pool.layer.page_bytes) / kPageSize, seconds * 1e3, bf16_seconds / seconds,
                         bytes / seconds / 1e9, 100.0 * bytes / seconds / copy_bw, cpu_seconds * 1e3,
                         bf16_cpu / cpu_seconds);
+        }
+    }
+    // f16 has no native dot product (see csrc/kernels/cpu/README.md): it shows the run-to-run noise.
+    if (cpu::best_isa() != cpu::Isa::avx512_bf16) {
+        std::printf("# native dot products (AVX512_BF16 + AVX512_VNNI) vs conversion + FMA: not available on this CPU\n");
+        return 0;
+    }
+    std::printf("# native dot products (ISA avx512bf16) vs conversion + FMA (ISA avx512), decode, batch 1 and 4\n");
+    std::printf("%-12s %6s %14s %14s %9s\n", "kv", "batch", "avx512 (ms)", "avx512bf16 (ms)", "speed-up");
+    for (int32_t seqs : {1, 4}) {
+        const DecodeBatch batch(seqs, context);
+        const BatchArrays arrays = batch.arrays();
+        std::vector<float> q(size_t(seqs) * kQoHeads * kHeadDim, 0.5f), out(q.size()), lse(size_t(seqs) * kQoHeads);
+        const AttentionOptions options{kQoHeads, 1.0f / std::sqrt(float(kHeadDim)), PAGEDKV_DTYPE_F32,
+                                       PAGEDKV_DTYPE_F32, threads, 0, nullptr};
+        for (const Format& format : formats) {
+            if (format.dtype != PAGEDKV_DTYPE_BF16 && format.dtype != PAGEDKV_DTYPE_F16 &&
+                format.dtype != PAGEDKV_DTYPE_Q8 && format.dtype != PAGEDKV_DTYPE_Q4)
+                continue;
+            const Pool pool(format, int64_t(batch.pages.size()));
+            auto step = [&](int) { cpu::decode_attention(pool.layer, arrays, options, q.data(), out.data(), lse.data()); };
+            cpu::force_isa(cpu::Isa::avx512);
+            const double converting = bench::time_best(step);
+            cpu::force_isa(cpu::Isa::avx512_bf16);
+            const double native = bench::time_best(step);
+            std::printf("%-12s %6d %14.3f %14.3f %8.2fx\n", format.name, seqs, converting * 1e3, native * 1e3,
+                        converting / native);
         }
     }
     return 0;

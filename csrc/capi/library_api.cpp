@@ -93,7 +93,8 @@ int32_t pagedkv_device_describe(int32_t device_type, int32_t device_index, char*
             text = pagedkv::concat("cpu: ", pagedkv::device::cpu_thread_count(), " threads",
                                    pagedkv::device::cpu_has_avx2() ? ", avx2 f16c fma" : "",
                                    pagedkv::device::cpu_has_avx512() ? ", avx512" : "",
-                                   pagedkv::device::cpu_has_avx512_bf16() ? " avx512_bf16" : "");
+                                   pagedkv::device::cpu_has_avx512_bf16() ? " avx512_bf16" : "",
+                                   pagedkv::device::cpu_has_avx512_vnni() ? " avx512_vnni" : "");
         } else if (device_type == PAGEDKV_DEVICE_CUDA) {
             std::string reason;
             int32_t count = pagedkv::device::cuda_device_count(&reason);

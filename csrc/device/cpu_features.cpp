@@ -18,6 +18,7 @@ struct X86Features {
     bool avx2 = false;     // AVX2 + FMA + F16C, with the YMM state enabled by the OS
     bool avx512 = false;   // ... and AVX-512 F/BW/VL/DQ, with the ZMM state enabled
     bool avx512_bf16 = false;
+    bool avx512_vnni = false;
 };
 
 uint64_t read_xcr0() {
@@ -45,6 +46,7 @@ X86Features detect() {
                avx512vl = (ebx >> 31) & 1;
     f.avx2 = avx2 && fma && f16c;
     f.avx512 = f.avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl;
+    f.avx512_vnni = f.avx512 && ((ecx >> 11) & 1);
     if (f.avx512 && leaf7_max_subleaf >= 1) {
         __cpuid_count(7, 1, eax, ebx, ecx, edx);
         f.avx512_bf16 = (eax >> 5) & 1;
@@ -79,6 +81,14 @@ bool cpu_has_avx512() {
 bool cpu_has_avx512_bf16() {
 #if defined(__x86_64__)
     return features().avx512_bf16;
+#else
+    return false;
+#endif
+}
+
+bool cpu_has_avx512_vnni() {
+#if defined(__x86_64__)
+    return features().avx512_vnni;
 #else
     return false;
 #endif

@@ -36,7 +36,7 @@ template <class Body>
 void for_each_isa(Body&& body) {
     using pagedkv::kernels::cpu::Isa;
     const Isa best = pagedkv::kernels::cpu::best_isa();
-    for (Isa isa : {Isa::portable, Isa::avx2, Isa::avx512}) {
+    for (Isa isa : {Isa::portable, Isa::avx2, Isa::avx512, Isa::avx512_bf16}) {
         if (int32_t(isa) > int32_t(best)) break;
         pagedkv::kernels::cpu::force_isa(isa);
         body(isa);

@@ -2,7 +2,7 @@
 // KV head attend a range of that head's KV positions, tile by tile, with an online softmax.
 // Each KV tile is read from the pages (and converted to f32) once and applied to every block,
 // which is what makes cascade's shared prefix cheap. One implementation per ISA
-// (attend_portable.cpp, attend_avx2.cpp, attend_avx512.cpp) from the template in attend_impl.h.
+// (attend_portable.cpp, attend_avx2.cpp, attend_avx512.cpp, attend_avx512_bf16.cpp) from the template in attend_impl.h.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +53,9 @@ namespace avx2 {
 void attend(const PagedLayer&, const KvRange&, QueryRows*, int32_t, float*);
 }
 namespace avx512 {
+void attend(const PagedLayer&, const KvRange&, QueryRows*, int32_t, float*);
+}
+namespace avx512_bf16 {
 void attend(const PagedLayer&, const KvRange&, QueryRows*, int32_t, float*);
 }
 

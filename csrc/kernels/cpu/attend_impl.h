@@ -245,14 +245,40 @@ PAGEDKV_INLINE void pv_quant_row(const float* p, const void* v, const void* v_sc
     }
 }
 
-// q rows as int8 codes for the integer q . k of group formats (Vec::kInt8Dot): per row and
-// 32-dim group a scale max|q| / 127 and the codes' sum (for 4-bit K stored + 8). Rounding q adds
-// at most scale / 2 per dim to it, the same order as K's own rounding.
+// q rows in the form a native dot product reads, prepared once per call:
+//  - int8 codes for the integer q . k of group formats (Vec::kInt8Dot): per row and 32-dim group
+//    a scale max|q| / 127 and the codes' sum (for 4-bit K stored + 8). Rounding q adds at most
+//    scale / 2 per dim to it, the same order as K's own rounding;
+//  - two bf16 halves for q . k over bf16 K (Vec::kBf16Dot): hi = bf16(q), lo = bf16(q - hi), so
+//    hi . k + lo . k carries q to 16 mantissa bits (q alone in bf16 would keep 8, and the scores
+//    would lose what the f32 path keeps).
 struct QuantizedQ {
-    const float* scales;  // [row][group]
-    const float* sums;    // [row][group], exact integers (|sum| <= 32 * 127); f32 like the scratch
-    const int8_t* codes;   // [row][head_dim]
+    const float* scales = nullptr;  // [row][group]
+    const float* sums = nullptr;    // [row][group], exact integers (|sum| <= 32 * 127); f32 like the scratch
+    const int8_t* codes = nullptr;  // [row][head_dim]
+    const uint16_t* bf16_hi = nullptr;  // [row][head_dim]
+    const uint16_t* bf16_lo = nullptr;  // [row][head_dim]
+
+    // The same arrays from row `row` on.
+    QuantizedQ from_row(int32_t row, int32_t head_dim) const {
+        const int32_t groups = head_dim / kGroup;
+        auto at = [](auto* p, int64_t n) { return p ? p + n : p; };
+        return {at(scales, row * groups), at(sums, row * groups), at(codes, int64_t(row) * head_dim),
+                at(bf16_hi, int64_t(row) * head_dim), at(bf16_lo, int64_t(row) * head_dim)};
+    }
 };
+
+// Splits `count` rows of q (count * head_dim a multiple of W) into the bf16 halves above, each
+// rounded to nearest even as common/dtype.h does.
+template <class V = Vec>  // V: dependent, so ISAs without a bf16 dot compile
+inline void split_q_bf16(const float* q, int32_t count, int32_t head_dim, uint16_t* hi, uint16_t* lo) {
+    if constexpr (V::kBf16Dot)
+        for (int64_t i = 0; i < int64_t(count) * head_dim; i += W) {
+            const reg x = V::load(q + i);
+            V::store_bf16(hi + i, x);
+            V::store_bf16(lo + i, V::sub(x, V::load_bf16(hi + i)));
+        }
+}
 
 // Quantizes `count` rows of q (stride head_dim) into the buffers; non-finite groups get a NaN
 // scale and zero codes, so their scores are NaN as in the f32 path.
@@ -305,6 +331,22 @@ PAGEDKV_INLINE void qk_int_tile(const QuantizedQ& q, const void* const* k, const
                 }
             }
     }
+}
+
+// acc[r * C + c] += q_r . k_c over bf16 K rows with the native dot product, q as its two bf16
+// halves (head_dim a multiple of 2W: each step reads 2W dims).
+template <int R, int C, class V = Vec>
+PAGEDKV_INLINE void qk_bf16_dot_tile(const QuantizedQ& q, const void* const* k, int32_t head_dim, reg* acc) {
+    if constexpr (V::kBf16Dot)
+        for (int32_t d = 0; d < head_dim; d += 2 * W) {
+            typename V::bf16x kv[C];
+            for (int c = 0; c < C; ++c) kv[c] = V::load_bf16x(static_cast<const uint16_t*>(k[c]) + d);
+            for (int r = 0; r < R; ++r) {
+                const typename V::bf16x hi = V::load_bf16x(q.bf16_hi + int64_t(r) * head_dim + d);
+                const typename V::bf16x lo = V::load_bf16x(q.bf16_lo + int64_t(r) * head_dim + d);
+                for (int c = 0; c < C; ++c) acc[r * C + c] = V::dot_bf16(V::dot_bf16(acc[r * C + c], kv[c], hi), kv[c], lo);
+            }
+        }
 }
 
 // One row of K (kKv 0) or V (kKv 1) codes to head_dim f32 values (still rotated, if stored so).
@@ -409,17 +451,18 @@ inline void permute_pairs(float* rows, int32_t count, int32_t head_dim, int32_t 
 // ---- S = Q K^T --------------------------------------------------------------------------------
 
 // s[r * kKvTile + c] = q_r . k_c for R rows of q (stride head_dim) and the K rows k[0..C).
-// With int_q (group formats where Vec::kInt8Dot), q's int8 codes are read instead of q.
+// With int_q (group formats where Vec::kInt8Dot, bf16 where Vec::kBf16Dot), q's int8 codes or
+// bf16 halves are read instead of q.
 template <int R, int C, int32_t kDtype>
 PAGEDKV_INLINE void qk_tile(const float* q, const QuantizedQ* int_q, const void* const* k, const void* const* k_scale,
                             int32_t head_dim, float* s) {
     static_assert(R * C <= 8, "one reduce_add8 per register tile");
     reg acc[8];  // R * C used; the rest stay zero for the reduction
     for (int i = 0; i < 8; ++i) acc[i] = Vec::zero();
+    float sums[8];
     if constexpr (is_quantized(kDtype)) {
         if (int_q) qk_int_tile<R, C, kDtype>(*int_q, k, k_scale, head_dim, acc);
         else qk_quant_tile<R, C, kDtype>(q, k, k_scale, head_dim, acc);
-        float sums[8];
         Vec::reduce_add8(acc, sums);
         for (int r = 0; r < R; ++r)
             for (int c = 0; c < C; ++c) s[r * kKvTile + c] = sums[r * C + c] * qk_fold<kDtype>(k_scale[c]);
@@ -427,6 +470,13 @@ PAGEDKV_INLINE void qk_tile(const float* q, const QuantizedQ* int_q, const void*
     }
     const int32_t paired = paired_dims<kDtype>(head_dim), full = head_dim / W * W;
     if constexpr (kDtype == kBf16Paired) {
+        if (int_q) {
+            qk_bf16_dot_tile<R, C>(*int_q, k, head_dim, acc);
+            Vec::reduce_add8(acc, sums);
+            for (int r = 0; r < R; ++r)
+                for (int c = 0; c < C; ++c) s[r * kKvTile + c] = sums[r * C + c];
+            return;
+        }
         for (int32_t d = 0; d < paired; d += 2 * W) {
             reg even[C], odd[C];
             for (int c = 0; c < C; ++c) Vec::load_bf16_pair(static_cast<const uint16_t*>(k[c]) + d, even[c], odd[c]);
@@ -455,7 +505,6 @@ PAGEDKV_INLINE void qk_tile(const float* q, const QuantizedQ* int_q, const void*
                 acc[r * C + c] = Vec::fma(Vec::load_n(q + r * head_dim + full, tail), kv, acc[r * C + c]);
         }
     }
-    float sums[8];
     Vec::reduce_add8(acc, sums);
     for (int r = 0; r < R; ++r)
         for (int c = 0; c < C; ++c) s[r * kKvTile + c] = sums[r * C + c];
@@ -482,12 +531,7 @@ inline void qk_rows(const float* q, const QuantizedQ* int_q, const void* const* 
 template <int32_t kDtype>
 inline void qk(const float* q, const QuantizedQ* int_q, int32_t rows, const void* const* k, const void* const* ks,
                int32_t head_dim, int32_t n, float* s, Lookahead ahead) {
-    const int32_t groups = head_dim / kGroup;
-    auto rows_from = [&](int32_t r) {  // int_q advanced to row r
-        return int_q ? QuantizedQ{int_q->scales + r * groups, int_q->sums + r * groups,
-                                  int_q->codes + int64_t(r) * head_dim}
-                     : QuantizedQ{};
-    };
+    auto rows_from = [&](int32_t r) { return int_q ? int_q->from_row(r, head_dim) : QuantizedQ{}; };
     int32_t r = 0;
     for (; r + 4 <= rows; r += 4, ahead.rows = nullptr) {
         const QuantizedQ at = rows_from(r);
@@ -669,10 +713,7 @@ inline void attend_tile(const TileRows& rows, const float* kt, const QuantizedQ*
         const QueryRows& block = blocks[b];
         const int32_t used = min_i32(n, block.max_last_pos - pos + 1);  // causal: a prefix of the tile
         if (used <= 0) continue;
-        const int32_t groups = head_dim / kGroup;
-        const QuantizedQ block_q = int_q ? QuantizedQ{int_q->scales + first_row * groups, int_q->sums + first_row * groups,
-                                                      int_q->codes + int64_t(first_row) * head_dim}
-                                         : QuantizedQ{};
+        const QuantizedQ block_q = int_q ? int_q->from_row(first_row, head_dim) : QuantizedQ{};
         if (kt) qkt(block.q, block.rows, kt, head_dim, s, ahead);
         else qk<kRowDtype>(block.q, int_q ? &block_q : nullptr, block.rows, rows.k, rows.k_scale, head_dim, used, s, ahead);
         ahead.rows = nullptr;
@@ -716,12 +757,25 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
         float* scales = kt;
         float* sums = scales + total_rows * groups;
         int8_t* codes = reinterpret_cast<int8_t*>(sums + total_rows * groups);
-        int_q = {scales, sums, codes};
+        int_q.scales = scales;
+        int_q.sums = sums;
+        int_q.codes = codes;
         for (int32_t b = 0, row = 0; b < num_blocks; row += blocks[b].rows, ++b)
             quantize_q_rows(blocks[b].q, blocks[b].rows, head_dim, scales + row * groups, sums + row * groups,
                             codes + int64_t(row) * head_dim);
     }
     const bool paired = kDtype == PAGEDKV_DTYPE_BF16 && !convert && paired_dims<kBf16Paired>(head_dim) > 0;
+    // bf16 K over few rows with the native dot product: q split into bf16 halves once (before the
+    // pair permutation, which only P V then reads), into the K-transpose scratch.
+    const bool bf16_dot = Vec::kBf16Dot && paired && head_dim % (2 * W) == 0;
+    if (bf16_dot) {
+        uint16_t* hi = reinterpret_cast<uint16_t*>(kt);
+        uint16_t* lo = hi + int64_t(total_rows) * head_dim;
+        int_q.bf16_hi = hi;
+        int_q.bf16_lo = lo;
+        for (int32_t b = 0, row = 0; b < num_blocks; row += blocks[b].rows, ++b)
+            split_q_bf16(blocks[b].q, blocks[b].rows, head_dim, hi + int64_t(row) * head_dim, lo + int64_t(row) * head_dim);
+    }
     if (paired)
         for (int32_t b = 0; b < num_blocks; ++b) {
             permute_pairs(blocks[b].q, blocks[b].rows, head_dim, paired_dims<kBf16Paired>(head_dim), true);
@@ -753,7 +807,8 @@ void attend_dtype(const PagedLayer& layer, const KvRange& range, QueryRows* bloc
             attend_tile<PAGEDKV_DTYPE_F32>(rows, k_transposed, nullptr, pos, n, blocks, num_blocks, head_dim, s, ahead);
         } else if (paired) {
             if constexpr (kDtype == PAGEDKV_DTYPE_BF16)
-                attend_tile<kBf16Paired>(rows, nullptr, nullptr, pos, n, blocks, num_blocks, head_dim, s, ahead);
+                attend_tile<kBf16Paired>(rows, nullptr, bf16_dot ? &int_q : nullptr, pos, n, blocks, num_blocks, head_dim,
+                                         s, ahead);
         } else {
             attend_tile<kDtype>(rows, nullptr, int_dot ? &int_q : nullptr, pos, n, blocks, num_blocks, head_dim, s, ahead);
         }

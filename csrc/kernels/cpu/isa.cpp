@@ -12,10 +12,11 @@ namespace {
 
 Isa isa_from_environment() {
     const char* value = std::getenv("PAGEDKV_CPU_ISA");
-    if (value == nullptr) return Isa::avx512;
+    if (value == nullptr) return Isa::avx512_bf16;
     if (std::strcmp(value, "portable") == 0 || std::strcmp(value, "scalar") == 0) return Isa::portable;
     if (std::strcmp(value, "avx2") == 0) return Isa::avx2;
-    return Isa::avx512;
+    if (std::strcmp(value, "avx512") == 0) return Isa::avx512;
+    return Isa::avx512_bf16;
 }
 
 Isa narrower(Isa a, Isa b) { return int32_t(a) < int32_t(b) ? a : b; }
@@ -25,8 +26,11 @@ std::atomic<int32_t> forced{-1};
 }  // namespace
 
 Isa best_isa() {
-#if defined(__x86_64__)
-    static const Isa best = device::cpu_has_avx512() ? Isa::avx512
+#if defined(PAGEDKV_EMULATE_AVX512)
+    return Isa::avx512_bf16;  // the test build whose AVX-512 kernels are SIMDe's portable code
+#elif defined(__x86_64__)
+    static const Isa best = device::cpu_has_avx512_bf16() && device::cpu_has_avx512_vnni() ? Isa::avx512_bf16
+                            : device::cpu_has_avx512()                                   ? Isa::avx512
                             : device::cpu_has_avx2() ? Isa::avx2
                                                      : Isa::portable;
     return best;
@@ -45,11 +49,14 @@ void force_isa(Isa isa) { forced.store(int32_t(isa), std::memory_order_relaxed);
 
 const char* isa_name(Isa isa) {
     switch (isa) {
+        case Isa::avx512_bf16: return "avx512bf16";
         case Isa::avx512: return "avx512";
         case Isa::avx2: return "avx2";
         default: return "portable";
     }
 }
+
+bool isa_has_int8_dot(Isa isa) { return isa == Isa::avx2 || isa == Isa::avx512_bf16; }
 
 int32_t resolve_threads(int32_t requested) {
     return requested > 0 ? requested : device::cpu_thread_count();

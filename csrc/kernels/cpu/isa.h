@@ -7,12 +7,14 @@
 
 namespace pagedkv::kernels::cpu {
 
-enum class Isa : int32_t { portable = 0, avx2 = 1, avx512 = 2 };
+// avx512_bf16: AVX-512 with the native dot products, AVX512_BF16 (vdpbf16ps) and AVX512_VNNI
+// (vpdpbusd), both required (Cooper Lake, Sapphire Rapids and later, Zen 4 and later).
+enum class Isa : int32_t { portable = 0, avx2 = 1, avx512 = 2, avx512_bf16 = 3 };
 
 // The widest ISA this CPU runs and this build has.
 Isa best_isa();
 
-// best_isa(), lowered by the PAGEDKV_CPU_ISA environment variable (portable|avx2|avx512) or by
+// best_isa(), lowered by the PAGEDKV_CPU_ISA environment variable (portable|avx2|avx512|avx512bf16) or by
 // force_isa(). Read at every kernel call, so tests and benchmarks can compare the paths.
 Isa active_isa();
 
@@ -21,6 +23,9 @@ Isa active_isa();
 void force_isa(Isa isa);
 
 const char* isa_name(Isa isa);
+
+// Whether the ISA's decode over q8/q6/q4 takes q . k in integers (q rounded to int8 per group).
+bool isa_has_int8_dot(Isa isa);
 
 // Worker threads for a request: 0 = all cores.
 int32_t resolve_threads(int32_t requested);

@@ -106,6 +106,7 @@ struct Vec {
     // quantizes q once per call where kInt8Dot): 8 lanes of partial sums, as f32. No lane
     // saturates: pairs of |k| <= 128 times |q| <= 127 stay below 2^15 in maddubs.
     static constexpr bool kInt8Dot = true;
+    static constexpr bool kBf16Dot = false;  // no native bf16 dot product (see vec_avx512.h)
     using ireg = __m256i;
     static ireg load_codes_s8(const uint8_t* p) { return _mm256_loadu_si256((const __m256i*)p); }
     // 16 bytes of 4-bit codes (byte i: dim i low, dim i + 16 high) as 32 bytes in dim order, 0..15.

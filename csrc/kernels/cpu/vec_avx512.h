@@ -1,5 +1,11 @@
-// 16-lane float vectors on AVX-512 F/BW/VL/DQ (no BF16 instructions: their conversion flushes
-// subnormals, which would not match common/dtype.h). Include only from *_avx512.cpp files.
+// 16-lane float vectors on AVX-512 F/BW/VL/DQ; with kNativeDots (Isa::avx512_bf16) also the
+// native dot products of AVX512_BF16 (q . k over bf16 K) and AVX512_VNNI (q . k over integer
+// codes). Conversions never use the BF16 instructions: they flush subnormals, which would not match
+// common/dtype.h. Include only from *_avx512*.cpp files.
+//
+// With PAGEDKV_EMULATE_AVX512 (a test build, see CMakeLists.txt) the same code compiles against
+// SIMDe's portable implementations of these intrinsics, so the AVX-512 kernels' tests also run on
+// CPUs without AVX-512.
 #pragma once
 
 // GCC 12 warns falsely inside its own AVX-512 intrinsics (their _mm*_undefined_* operands).
@@ -7,7 +13,11 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+#if defined(PAGEDKV_EMULATE_AVX512)
+#include "kernels/cpu/simde_avx512_gaps.h"
+#else
 #include <immintrin.h>
+#endif
 
 #include <cstdint>
 
@@ -15,10 +25,12 @@
 
 namespace pagedkv::kernels::cpu::avx512 {
 
-struct Vec {
+template <bool kNativeDots>
+struct VecT {
     using reg = __m512;
     static constexpr int W = 16;
-    static constexpr bool kInt8Dot = false;  // q . k of group codes in f32 (see vec_avx2.h)
+    static constexpr bool kInt8Dot = kNativeDots;  // q . k of group codes in integers (VNNI)
+    static constexpr bool kBf16Dot = kNativeDots;  // q . k over bf16 K with vdpbf16ps
     template <int R> static constexpr int qk_cols() { return R >= 4 ? 2 : R >= 2 ? 8 / R : 8; }
     static constexpr int qkt_rows = 6;  // rows of the transposed-K tile (all kKvTile positions wide)
     template <int R> static constexpr int pv_cols() { return R >= 3 ? 4 : 8; }
@@ -95,6 +107,32 @@ struct Vec {
         return _mm512_cvtph_ps(_mm256_or_si256(sign, rest));
     }
     static float f16_scalar(uint16_t h) { return _cvtsh_ss(h); }
+    // Integer dot products as in vec_avx2.h, one 32-dim group at a time, with vpdpbusd (VNNI on
+    // 256 bits): sums of four u8 x s8 products straight into 32-bit lanes, no 16-bit step to
+    // saturate. The 8 lanes of sums land in the low half of a 16-lane vector (the rest zero).
+    using ireg = __m256i;
+    static ireg load_codes_s8(const uint8_t* p) { return _mm256_loadu_si256((const __m256i*)p); }
+    static ireg load_codes_u4(const uint8_t* p) {
+        const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)p));
+        const __m256i high = _mm256_srli_epi16(both, 4);
+        return _mm256_and_si256(_mm256_blend_epi32(both, high, 0xf0), _mm256_set1_epi8(15));
+    }
+    static reg widen_sums(__m256i sums) {
+        return _mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_setzero_si512(), sums, 0));
+    }
+    static reg dot_s8(ireg k, ireg q) {
+        return widen_sums(_mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(k), _mm256_sign_epi8(q, k)));
+    }
+    static reg dot_u4(ireg u, ireg q, int32_t q_sum) {
+        const __m256i sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, q);
+        return widen_sums(_mm256_sub_epi32(sums, _mm256_set1_epi32(q_sum)));
+    }
+    // 32 bf16 values; acc lane i += a[2i] b[2i] + a[2i+1] b[2i+1] (vdpbf16ps: exact products, f32
+    // sums rounded to nearest even, subnormal inputs and results flushed to zero).
+    using bf16x = __m512bh;
+    static bf16x load_bf16x(const uint16_t* p) { return __builtin_bit_cast(__m512bh, _mm512_loadu_si512(p)); }
+    static reg dot_bf16(reg acc, bf16x a, bf16x b) { return _mm512_dpbf16_ps(acc, a, b); }
+
     static reg load_bf16(const uint16_t* p) {
         __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p));
         return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
@@ -127,5 +165,7 @@ struct Vec {
     static void store_f16_n(uint16_t* p, reg v, int n) { _mm256_mask_storeu_epi16(p, lanes_below(n), to_f16(v)); }
     static void store_bf16_n(uint16_t* p, reg v, int n) { _mm256_mask_storeu_epi16(p, lanes_below(n), to_bf16(v)); }
 };
+
+using Vec = VecT<false>;
 
 }  // namespace pagedkv::kernels::cpu::avx512

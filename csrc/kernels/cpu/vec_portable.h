@@ -17,6 +17,7 @@ struct Vec {
     };
     static constexpr int W = 8;
     static constexpr bool kInt8Dot = false;  // q . k of group codes in f32 (see vec_avx2.h)
+    static constexpr bool kBf16Dot = false;  // no native bf16 dot product (see vec_avx512.h)
     template <int R> static constexpr int qk_cols() { return R >= 4 ? 2 : R >= 2 ? 8 / R : 8; }
     static constexpr int qkt_rows = 3;  // rows of the transposed-K tile (all kKvTile positions wide)
     template <int R> static constexpr int pv_cols() { return R >= 4 ? 2 : R == 3 ? 2 : R == 2 ? 4 : 8; }

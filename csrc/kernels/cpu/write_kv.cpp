@@ -13,7 +13,7 @@ namespace pagedkv::kernels::cpu {
 
 Converters converters(Isa isa) {
 #if defined(__x86_64__)
-    if (isa == Isa::avx512) return {&avx512::f32_to_f16, &avx512::f32_to_bf16};
+    if (isa == Isa::avx512 || isa == Isa::avx512_bf16) return {&avx512::f32_to_f16, &avx512::f32_to_bf16};
     if (isa == Isa::avx2) return {&avx2::f32_to_f16, &avx2::f32_to_bf16};
 #endif
     return {&portable::f32_to_f16, &portable::f32_to_bf16};
