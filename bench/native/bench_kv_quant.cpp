@@ -102,6 +102,21 @@ struct DecodeBatch {
     }
 };
 
+// One decode step over `seqs` sequences of `context` positions: the batch, q, the outputs.
+struct DecodeStep {
+    DecodeBatch batch;
+    BatchArrays arrays;
+    std::vector<float> q, out, lse;
+    AttentionOptions options;
+
+    DecodeStep(int32_t seqs, int32_t context, int32_t threads)
+        : batch(seqs, context), arrays(batch.arrays()), q(size_t(seqs) * kQoHeads * kHeadDim, 0.5f), out(q.size()),
+          lse(size_t(seqs) * kQoHeads),
+          options{kQoHeads, 1.0f / std::sqrt(float(kHeadDim)), PAGEDKV_DTYPE_F32, PAGEDKV_DTYPE_F32, threads, 0, nullptr} {}
+    DecodeStep(const DecodeStep&) = delete;  // arrays points into batch
+    void run(const PagedLayer& layer) { cpu::decode_attention(layer, arrays, options, q.data(), out.data(), lse.data()); }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -120,19 +135,15 @@ int main(int argc, char** argv) {
     std::printf("%-12s %6s %12s %10s %11s %9s %10s %9s %11s\n", "kv", "batch", "bytes/token", "step (ms)", "vs bf16",
                 "KV GB/s", "of memcpy", "cpu ms", "cpu vs bf16");
     for (int32_t seqs : {1, 4}) {
-        const DecodeBatch batch(seqs, context);
-        const BatchArrays arrays = batch.arrays();
-        std::vector<float> q(size_t(seqs) * kQoHeads * kHeadDim, 0.5f), out(q.size()), lse(size_t(seqs) * kQoHeads);
-        const AttentionOptions options{kQoHeads, 1.0f / std::sqrt(float(kHeadDim)), PAGEDKV_DTYPE_F32,
-                                       PAGEDKV_DTYPE_F32, threads, 0, nullptr};
+        DecodeStep decode(seqs, context, threads);
         double bf16_seconds = 0.0, bf16_cpu = 0.0;
         for (const Format& format : formats) {
-            const Pool pool(format, int64_t(batch.pages.size()));
-            auto step = [&](int) { cpu::decode_attention(pool.layer, arrays, options, q.data(), out.data(), lse.data()); };
+            const Pool pool(format, int64_t(decode.batch.pages.size()));
+            auto step = [&](int) { decode.run(pool.layer); };
             const double seconds = bench::time_best(step);
             const double cpu_seconds = bench::cpu_time_median(step);
             if (format.dtype == PAGEDKV_DTYPE_BF16) bf16_seconds = seconds, bf16_cpu = cpu_seconds;
-            const double bytes = double(pool.layer.page_bytes) * double(batch.pages.size());
+            const double bytes = double(pool.layer.page_bytes) * double(decode.batch.pages.size());
             std::printf("%-12s %6d %12.1f %10.3f %10.2fx %9.2f %9.0f%% %9.3f %10.2fx\n", format.name, seqs,
                         double(pool.layer.page_bytes) / kPageSize, seconds * 1e3, bf16_seconds / seconds,
                         bytes / seconds / 1e9, 100.0 * bytes / seconds / copy_bw, cpu_seconds * 1e3,
@@ -147,17 +158,13 @@ int main(int argc, char** argv) {
     std::printf("# native dot products (ISA avx512bf16) vs conversion + FMA (ISA avx512), decode, batch 1 and 4\n");
     std::printf("%-12s %6s %14s %14s %9s\n", "kv", "batch", "avx512 (ms)", "avx512bf16 (ms)", "speed-up");
     for (int32_t seqs : {1, 4}) {
-        const DecodeBatch batch(seqs, context);
-        const BatchArrays arrays = batch.arrays();
-        std::vector<float> q(size_t(seqs) * kQoHeads * kHeadDim, 0.5f), out(q.size()), lse(size_t(seqs) * kQoHeads);
-        const AttentionOptions options{kQoHeads, 1.0f / std::sqrt(float(kHeadDim)), PAGEDKV_DTYPE_F32,
-                                       PAGEDKV_DTYPE_F32, threads, 0, nullptr};
+        DecodeStep decode(seqs, context, threads);
         for (const Format& format : formats) {
             if (format.dtype != PAGEDKV_DTYPE_BF16 && format.dtype != PAGEDKV_DTYPE_F16 &&
                 format.dtype != PAGEDKV_DTYPE_Q8 && format.dtype != PAGEDKV_DTYPE_Q4)
                 continue;
-            const Pool pool(format, int64_t(batch.pages.size()));
-            auto step = [&](int) { cpu::decode_attention(pool.layer, arrays, options, q.data(), out.data(), lse.data()); };
+            const Pool pool(format, int64_t(decode.batch.pages.size()));
+            auto step = [&](int) { decode.run(pool.layer); };
             cpu::force_isa(cpu::Isa::avx512);
             const double converting = bench::time_best(step);
             cpu::force_isa(cpu::Isa::avx512_bf16);
